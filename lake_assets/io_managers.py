@@ -1,0 +1,311 @@
+"""IO managers: the only code that knows where an asset's data lives.
+
+Assets return data (a landed file, JSON records, Spark DataFrames) and receive readable locations or
+DataFrames; these IO managers map asset keys to lake keys through the asset's `lake_path`
+definition metadata and the `dt=` rule, and write through the storage boundary with the publish
+protocol, so every asset runs unchanged on the local lake and on S3.
+"""
+
+import atexit
+import hashlib
+import json
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from dagster import (
+    ConfigurableIOManager,
+    Failure,
+    InputContext,
+    MetadataValue,
+    OutputContext,
+    TableColumn,
+    TableSchema,
+)
+
+from lake_assets.lake import LakeResource
+from lake_assets.partitions import dt_path, partition_key_from_path
+from lake_assets.spark import SparkResource
+from lake_assets.storage import Storage
+from lake_assets.storage.publish import MANIFEST, committed_keys, publish
+
+JSONL_RECORDS_PER_FILE = 100  # the raw zone's convention: at most 100 records a file
+
+
+@dataclass(frozen=True)
+class LandedFile:
+    """A file to land in the raw zone byte for byte."""
+
+    path: Path
+
+
+@dataclass(frozen=True)
+class JsonRecords:
+    """JSON documents to land unchanged as JSON Lines, in files of at most 100 records."""
+
+    records: Sequence[dict]
+
+
+@dataclass(frozen=True)
+class SparkTable:
+    """A trusted table: the rows, optionally the rows rejected on the way (kept in `_rejected/`), and
+    DataFrames the asset cached to compute both in one pass, released once both are written."""
+
+    data: object  # pyspark.sql.DataFrame (classic or Connect)
+    rejected: object | None = None
+    cached: tuple = ()
+
+
+def _lake_path(context: OutputContext | InputContext) -> str:
+    metadata = context.definition_metadata if isinstance(context, OutputContext) else context.upstream_output.definition_metadata
+    return metadata["lake_path"]
+
+
+def _zone(lake_path: str) -> str:
+    return lake_path.split("/", 1)[0]
+
+
+class _Staging:
+    """Local scratch space for one process: Spark writes here before publishing, and S3 data is
+    downloaded here when Spark cannot read the bucket itself. Removed at process exit."""
+
+    _root: Path | None = None
+
+    @classmethod
+    def new_dir(cls, label: str) -> Path:
+        if cls._root is None:
+            cls._root = Path(tempfile.mkdtemp(prefix="lake_assets-staging-"))
+            atexit.register(shutil.rmtree, cls._root, True)
+        path = cls._root / f"{label}-{uuid.uuid4().hex[:8]}"
+        path.mkdir(parents=True)
+        return path
+
+
+def _readable(storage: Storage, keys: Iterable[str], label: str) -> list[str]:
+    """Paths Spark can open for these keys: native ones, or local copies of exactly these objects."""
+    keys = list(keys)
+    native = [storage.spark_path(key) for key in keys]
+    if all(native):
+        return native
+    folder = _Staging.new_dir(label)
+    paths = []
+    for key in keys:
+        local = folder / key
+        storage.download(key, local)
+        paths.append(str(local))
+    return paths
+
+
+def _data_keys(storage: Storage, prefix: str) -> list[str]:
+    """The data files of a folder: its committed version when published by this project, otherwise
+    every visible file (data that landed from outside, e.g. raw files dropped in the bucket)."""
+    committed = committed_keys(storage, prefix)
+    if committed is not None:
+        return committed
+    return [
+        obj.key
+        for obj in storage.list(prefix.rstrip("/") + "/")
+        if not any(part.startswith(("_", ".")) for part in obj.key[len(prefix) :].split("/"))
+    ]
+
+
+class RawZoneIOManager(ConfigurableIOManager):
+    """Lands raw data unchanged: a file byte for byte, or JSON records as JSON Lines per partition."""
+
+    lake: LakeResource
+
+    def handle_output(self, context: OutputContext, obj: LandedFile | JsonRecords) -> None:
+        lake_path = _lake_path(context)
+        storage = self.lake.storage(_zone(lake_path))
+        if isinstance(obj, LandedFile):
+            storage.put_file(obj.path, lake_path)
+            context.add_output_metadata(
+                {
+                    "path": MetadataValue.path(storage.uri(lake_path)),
+                    "bytes": obj.path.stat().st_size,
+                    "sha256": _sha256(obj.path),
+                }
+            )
+        elif isinstance(obj, JsonRecords):
+            (key,) = context.asset_partition_keys  # one collection lands one day
+            folder = _Staging.new_dir("raw-out")
+            files = _write_jsonl_chunks(obj.records, folder)
+            prefix = f"{lake_path}/{dt_path(key, self.lake.dt_layout)}"
+            published = publish(storage, prefix, files)
+            shutil.rmtree(folder, ignore_errors=True)
+            context.add_output_metadata(
+                {
+                    "path": MetadataValue.path(storage.uri(prefix)),
+                    "files": len(published.keys),
+                    "bytes": published.bytes,
+                    "dagster/row_count": len(obj.records),
+                }
+            )
+        else:
+            raise TypeError(f"raw zone output must be LandedFile or JsonRecords, got {type(obj).__name__}")
+
+    def load_input(self, context: InputContext) -> str | dict[str, list[str]]:
+        """Spark-readable location(s): the file for an unpartitioned asset, else
+        {partition key: [data files]} for the partitions this step reads."""
+        lake_path = _lake_path(context)
+        storage = self.lake.storage(_zone(lake_path))
+        if not context.has_asset_partitions:
+            if not list(storage.list(lake_path)):
+                raise Failure(f"nothing at {storage.uri(lake_path)}: materialise {context.asset_key.to_user_string()} first")
+            return _readable(storage, [lake_path], "raw-in")[0]
+        found = {}
+        for key in context.asset_partition_keys:
+            prefix = f"{lake_path}/{dt_path(key, self.lake.dt_layout)}"
+            found[key] = _readable(storage, _data_keys(storage, prefix), f"raw-in-{key}")
+        missing = [key for key, paths in found.items() if not paths]
+        if missing:
+            raise Failure(
+                f"no raw files for {len(missing)} partition(s) of {context.asset_key.to_user_string()} "
+                f"({', '.join(missing[:5])}{'…' if len(missing) > 5 else ''}) under {storage.uri(lake_path)}: "
+                "materialise them, or land files there"
+            )
+        return found
+
+
+class TrustedParquetIOManager(ConfigurableIOManager):
+    """Writes Spark DataFrames as Parquet, publishing each table or `dt=` partition atomically.
+
+    A partitioned asset's DataFrame carries a `dt` column holding the partition key of each row;
+    exactly the partitions of the run are replaced (a range in one run: a backfill), each with the
+    rows of its key, and an empty partition is published as empty rather than left stale.
+    """
+
+    lake: LakeResource
+    spark: SparkResource
+
+    def handle_output(self, context: OutputContext, obj) -> None:
+        table = obj if isinstance(obj, SparkTable) else SparkTable(obj)
+        lake_path = _lake_path(context)
+        storage = self.lake.storage(_zone(lake_path))
+        staging = _Staging.new_dir("trusted-out")
+        try:
+            if context.has_asset_partitions:
+                metadata = self._publish_partitions(context, storage, lake_path, table, staging)
+            else:
+                metadata = self._publish_table(storage, lake_path, table, staging)
+        finally:
+            for df in table.cached:
+                df.unpersist()
+            shutil.rmtree(staging, ignore_errors=True)
+        context.add_output_metadata(metadata)
+
+    def _publish_table(self, storage: Storage, lake_path: str, table: SparkTable, staging: Path) -> dict:
+        table.data.write.mode("overwrite").parquet(str(staging / "data"))
+        files = _parquet_files(staging / "data")
+        rejected_rows = 0
+        if table.rejected is not None:
+            table.rejected.write.mode("overwrite").parquet(str(staging / "rejected"))
+            rejected = _parquet_files(staging / "rejected")
+            rejected_rows = _row_count(rejected.values())
+            files.update({f"_rejected/{name}": path for name, path in rejected.items()})
+        published = publish(storage, lake_path, files)
+        data_files = [path for name, path in files.items() if not name.startswith("_")]
+        metadata = _table_metadata(storage, lake_path, data_files, published.bytes)
+        if table.rejected is not None:
+            metadata["rejected_rows"] = rejected_rows
+            metadata["rejected_path"] = MetadataValue.path(storage.uri(f"{lake_path}/_rejected"))
+        return metadata
+
+    def _publish_partitions(self, context, storage, lake_path, table, staging) -> dict:
+        keys = list(context.asset_partition_keys)
+        table.data.write.mode("overwrite").partitionBy("dt").parquet(str(staging))
+        by_key = {key: {} for key in keys}
+        for folder in staging.glob("dt=*"):
+            key = partition_key_from_path(f"{folder.name}/")
+            if key not in by_key:
+                raise Failure(f"{context.asset_key.to_user_string()} produced rows for dt={key}, outside this run's partitions {keys[0]}…{keys[-1]}")
+            by_key[key] = _parquet_files(folder)
+        rows_by_key, total_bytes, all_files = {}, 0, []
+        for key, files in by_key.items():
+            published = publish(storage, f"{lake_path}/{dt_path(key, self.lake.dt_layout)}", files)
+            rows_by_key[key] = _row_count(files.values())
+            total_bytes += published.bytes
+            all_files.extend(files.values())
+        metadata = _table_metadata(storage, lake_path, all_files, total_bytes)
+        metadata["path"] = MetadataValue.path(storage.uri(f"{lake_path}/{dt_path(keys[0], self.lake.dt_layout)}") if len(keys) == 1 else storage.uri(lake_path))
+        metadata["partitions"] = len(keys)
+        if len(keys) > 1:
+            metadata["rows_by_partition"] = MetadataValue.json(rows_by_key)
+        return metadata
+
+    def load_input(self, context: InputContext):
+        lake_path = _lake_path(context)
+        storage = self.lake.storage(_zone(lake_path))
+        spark = self.spark.spark_session
+        if not context.has_asset_partitions:
+            keys = _data_keys(storage, lake_path)
+            return spark.read.parquet(*_readable(storage, keys, "trusted-in"))
+        frames = []
+        from pyspark.sql import functions as F
+
+        for key in context.asset_partition_keys:
+            keys = _data_keys(storage, f"{lake_path}/{dt_path(key, self.lake.dt_layout)}")
+            if keys:
+                frames.append(spark.read.parquet(*_readable(storage, keys, f"trusted-in-{key}")).withColumn("dt", F.lit(key)))
+        if not frames:
+            raise Failure(f"no data in {storage.uri(lake_path)} for partitions {context.asset_partition_keys}")
+        result = frames[0]
+        for frame in frames[1:]:
+            result = result.unionByName(frame)
+        return result
+
+
+def _write_jsonl_chunks(records: Sequence[dict], folder: Path) -> dict[str, Path]:
+    # A write id in every name: the publish protocol never overwrites a committed file.
+    write_id = uuid.uuid4().hex[:12]
+    files = {}
+    for index in range(0, max(len(records), 1), JSONL_RECORDS_PER_FILE):
+        chunk = records[index : index + JSONL_RECORDS_PER_FILE]
+        if not chunk:
+            break
+        name = f"part-{index // JSONL_RECORDS_PER_FILE:05d}-{write_id}.jsonl"
+        path = folder / name
+        with path.open("w", encoding="utf-8") as out:
+            for record in chunk:
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        files[name] = path
+    return files
+
+
+def _parquet_files(folder: Path) -> dict[str, Path]:
+    return {path.name: path for path in sorted(folder.glob("*.parquet"))}
+
+
+def _row_count(paths: Iterable[Path]) -> int:
+    # Parquet footers hold the row counts: no second Spark job over the data.
+    return sum(pq.read_metadata(path).num_rows for path in paths)
+
+
+def _table_metadata(storage: Storage, lake_path: str, files: list[Path], total_bytes: int) -> dict:
+    metadata = {
+        "path": MetadataValue.path(storage.uri(lake_path)),
+        "bytes": total_bytes,
+        "files": len(files),
+        "dagster/row_count": _row_count(files),
+    }
+    if files:
+        schema = pq.read_schema(files[0])
+        metadata["dagster/column_schema"] = TableSchema(
+            columns=[TableColumn(name=field.name, type=str(field.type)) for field in schema if field.name != "dt"]
+        )
+    return metadata
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as data:
+        for block in iter(lambda: data.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+__all__ = ["LandedFile", "JsonRecords", "SparkTable", "RawZoneIOManager", "TrustedParquetIOManager", "MANIFEST"]

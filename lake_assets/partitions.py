@@ -1,0 +1,48 @@
+"""Daily partitions of the TMDB assets, and the one rule that turns a partition key into a `dt=` path.
+
+Partition keys are UTC collection dates, `YYYY-MM-DD`.
+"""
+
+import os
+import re
+from enum import Enum
+
+from dagster import DailyPartitionsDefinition
+
+# Configurable so a demo can seed years of history; the default covers the programme's data.
+TMDB_START_DATE = os.environ.get("TMDB_START_DATE", "2024-01-01")
+
+# end_offset=1: today's partition exists, because the collector runs during the day it collects.
+daily_partitions = DailyPartitionsDefinition(start_date=TMDB_START_DATE, end_offset=1, timezone="UTC")
+
+
+class DtLayout(str, Enum):
+    """How a partition key becomes a folder.
+
+    `hive` (default) gives one `dt=2024-03-31` segment: the form Spark, Hive, Athena/Glue, DuckDB and
+    pyarrow read back as a single `dt` column. `seed` reproduces the original design's literal
+    `dt=2024/03/31`, which those engines see as nested folders, not as a `dt` column.
+    """
+
+    HIVE = "hive"
+    SEED = "seed"
+
+
+def dt_path(partition_key: str, layout: DtLayout | str = DtLayout.HIVE) -> str:
+    """The folder of one partition, relative to its table: the only place this rule is written."""
+    year, month, day = partition_key.split("-")
+    if DtLayout(layout) is DtLayout.SEED:
+        return f"dt={year}/{month}/{day}"
+    return f"dt={year}-{month}-{day}"
+
+
+def partition_key_from_path(path: str, layout: DtLayout | str = DtLayout.HIVE) -> str | None:
+    """The inverse of `dt_path` for a key below a table (`dt=2024-03-31/x.jsonl` -> `2024-03-31`)."""
+    match = _DT_PATTERNS[DtLayout(layout)].match(path)
+    return "-".join(match.groups()) if match else None
+
+
+_DT_PATTERNS = {
+    DtLayout.HIVE: re.compile(r"dt=(\d{4})-(\d{2})-(\d{2})/"),
+    DtLayout.SEED: re.compile(r"dt=(\d{4})/(\d{2})/(\d{2})/"),
+}

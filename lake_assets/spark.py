@@ -1,0 +1,100 @@
+"""The Spark resource: a classic local session by default, or a Spark Connect server by config.
+
+Asset code uses only the DataFrame/SQL API (no RDD, no `sparkContext`), so the same code runs on a
+classic session, on the warm local Connect server of `make dev`, or on a remote Connect endpoint.
+"""
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+from typing import Any
+from urllib.parse import urlparse
+
+from dagster import Failure
+from dagster_pyspark import LazyPySparkResource
+from dagster_pyspark.resources import spark_session_from_config
+
+
+class SparkUnavailable(Failure):
+    """Spark cannot start here; the message says why and what to do."""
+
+
+class SparkResource(LazyPySparkResource):
+    """One SparkSession per process, created on first use (steps that never touch Spark pay nothing).
+
+    `remote` (env `SPARK_REMOTE`, e.g. `sc://127.0.0.1:15002`) selects Spark Connect; otherwise a
+    classic session runs in this process with `master`.
+    """
+
+    spark_config: dict[str, Any] = {}
+    remote: str | None = None
+    master: str = "local[2]"
+    driver_memory: str = "2g"
+    # The lake's tables are megabytes to a few hundred megabytes: 200 shuffle partitions would only
+    # write 200 tiny files. Raise it on a cluster.
+    shuffle_partitions: int = 4
+    connect_timeout_s: float = 3.0
+
+    def session_config(self) -> dict[str, Any]:
+        common = {
+            "spark.sql.session.timeZone": "UTC",
+            "spark.sql.shuffle.partitions": str(self.shuffle_partitions),
+            "spark.sql.sources.partitionOverwriteMode": "dynamic",
+        }
+        if self.remote:
+            return {"spark.remote": self.remote, **common, **self.spark_config}
+        return {
+            "spark.master": self.master,
+            "spark.app.name": "lake_assets",
+            "spark.driver.memory": self.driver_memory,
+            "spark.ui.enabled": "false",
+            "spark.ui.showConsoleProgress": "false",
+            "spark.log.level": "WARN",
+            **common,
+            **self.spark_config,
+        }
+
+    def _init_session(self) -> None:
+        if self._spark_session is None:
+            if self.remote:
+                _check_connect_server(self.remote, self.connect_timeout_s)
+            else:
+                _check_java()
+                # Spark binds the driver to the first non-loopback address otherwise, which fails
+                # on machines without a network and triggers hostname warnings everywhere else.
+                os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+            self._spark_session = spark_session_from_config(self.session_config())
+
+
+def spark_resource_from_env() -> SparkResource:
+    return SparkResource(remote=os.environ.get("SPARK_REMOTE") or None)
+
+
+def _check_java() -> None:
+    java_home = os.environ.get("JAVA_HOME")
+    java = os.path.join(java_home, "bin", "java") if java_home else shutil.which("java")
+    if not java or not os.path.exists(java):
+        raise SparkUnavailable(
+            "Spark needs Java 17 or newer and none was found (no `java` on PATH, JAVA_HOME unset). "
+            "Install it (Debian: `apt-get install openjdk-17-jre-headless`) or set SPARK_REMOTE to a Spark Connect server."
+        )
+    out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30).stderr
+    match = re.search(r'version "(\d+)', out)
+    if match and int(match.group(1)) < 17:
+        raise SparkUnavailable(f"Spark 4 needs Java 17 or newer; {java} is Java {match.group(1)}.")
+
+
+def _check_connect_server(remote: str, timeout_s: float) -> None:
+    # The Connect client itself retries for minutes against a closed port; a plain TCP probe
+    # turns "server down" into an error within seconds.
+    parsed = urlparse(remote.split(";")[0].rstrip("/"))
+    host, port = parsed.hostname or "localhost", parsed.port or 15002
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except OSError as exc:
+        raise SparkUnavailable(
+            f"No Spark Connect server answers at {host}:{port} ({exc.strerror or exc}). "
+            "Start it (`make spark-up`, or `make dev` starts one) or unset SPARK_REMOTE for a local session."
+        ) from None

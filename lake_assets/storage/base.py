@@ -1,0 +1,56 @@
+"""The storage boundary: a small key -> bytes interface that the local lake and S3 both implement.
+
+Everything above this layer (IO managers, the publish protocol, sensors) speaks in keys relative to
+one root, `raw/tmdb/dt=2024-03-31/part-0.jsonl`, and never in paths or bucket names.
+"""
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str  # relative to the storage root, "/"-separated
+    size: int
+    etag: str  # changes when the content is replaced under the same key
+    modified: float  # seconds since the epoch
+
+
+class Storage(ABC):
+    """One lake root: a local folder or `s3://bucket/prefix`.
+
+    Every write of one object is atomic: a reader sees the old object or the new one, never a part.
+    Writing several objects atomically is the publish protocol's job (`lake_assets.storage.publish`).
+    """
+
+    root_uri: str
+
+    def uri(self, key: str) -> str:
+        """Where a person (or DuckDB) finds this key."""
+        return f"{self.root_uri.rstrip('/')}/{key}" if key else self.root_uri
+
+    @abstractmethod
+    def put_file(self, local_path: Path, key: str) -> None: ...
+
+    @abstractmethod
+    def put_bytes(self, data: bytes, key: str) -> None: ...
+
+    @abstractmethod
+    def get_bytes(self, key: str) -> bytes | None:
+        """The object's content, or None when there is no such key."""
+
+    @abstractmethod
+    def download(self, key: str, local_path: Path) -> None: ...
+
+    @abstractmethod
+    def list(self, prefix: str, start_after: str | None = None) -> Iterator[ObjectInfo]:
+        """Every object whose key starts with `prefix`, in the backend's key order, after `start_after`."""
+
+    @abstractmethod
+    def delete(self, keys: Iterable[str]) -> None: ...
+
+    def spark_path(self, key: str) -> str | None:
+        """A path Spark can open directly, or None when data must be staged on local disk first."""
+        return None

@@ -1,0 +1,77 @@
+"""The publish protocol: replace a whole dataset folder so that no reader ever sees half of it.
+
+A dataset is a folder of data files: one partition (`trusted/tmdb/dt=2024-03-31/`) or an
+unpartitioned table (`trusted/filmes/`). Neither a local disk nor S3 can replace several files at
+once (S3 has no rename at all), so a small manifest object is the commit point:
+
+1. upload every new file under a name no committed file has (Spark's part names carry a write id;
+   other writers pass unique names), leaving the committed files untouched;
+2. write `_manifest.json`, listing exactly the new files: one single-object PUT, atomic on S3 and
+   (through `os.replace`) on a local disk. This is the instant the new version becomes current;
+3. delete every other object in the folder: the previous version, and leftovers of any earlier
+   attempt that died before its step 2.
+
+A crash in 1 leaves the manifest naming the previous version, whose files are all still there; a crash
+in 3 leaves surplus files that the next publish removes. Readers that go through the manifest
+(`committed_keys`, which the IO managers use) therefore always read one complete version. Engines that
+list the folder themselves (DuckDB or Spark globbing `*.parquet`) see the same thing except inside
+the seconds between steps 1 and 3 of a running publish, or after a publish crashed there and before
+the next one. `_`-prefixed names are hidden from Spark, Hive and DuckDB's hive reader.
+"""
+
+import json
+import time
+import uuid
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from lake_assets.storage.base import Storage
+
+MANIFEST = "_manifest.json"
+
+# Uploads overlap on S3 (latency bound); more threads than this only queue on 2 cores.
+_UPLOAD_THREADS = 4
+
+
+@dataclass(frozen=True)
+class Published:
+    prefix: str
+    version: str
+    keys: list[str]  # full keys of the committed data files
+    bytes: int
+
+
+def publish(storage: Storage, prefix: str, files: Mapping[str, Path]) -> Published:
+    """Make `files` ({name relative to prefix: local file}) the whole content of `prefix`."""
+    prefix = prefix.rstrip("/")
+    committed = set(committed_keys(storage, prefix) or [])
+    new_keys = {f"{prefix}/{name}": path for name, path in files.items()}
+    clash = committed & new_keys.keys()
+    if clash:
+        raise ValueError(f"publish to {storage.uri(prefix)}: new file names must differ from committed ones: {sorted(clash)[:3]}")
+
+    with ThreadPoolExecutor(_UPLOAD_THREADS) as pool:
+        list(pool.map(lambda item: storage.put_file(item[1], item[0]), new_keys.items()))
+
+    version = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
+    sizes = {key: path.stat().st_size for key, path in new_keys.items()}
+    manifest = {
+        "version": version,
+        "files": [{"name": key[len(prefix) + 1 :], "bytes": sizes[key]} for key in sorted(new_keys)],
+    }
+    storage.put_bytes(json.dumps(manifest, indent=1).encode(), f"{prefix}/{MANIFEST}")
+
+    keep = set(new_keys) | {f"{prefix}/{MANIFEST}"}
+    storage.delete([obj.key for obj in storage.list(f"{prefix}/") if obj.key not in keep])
+    return Published(prefix, version, sorted(new_keys), sum(sizes.values()))
+
+
+def committed_keys(storage: Storage, prefix: str) -> list[str] | None:
+    """The data files of the current version of `prefix`, or None when it has no manifest
+    (never published by this project: data that landed from elsewhere)."""
+    raw = storage.get_bytes(f"{prefix.rstrip('/')}/{MANIFEST}")
+    if raw is None:
+        return None
+    return [f"{prefix.rstrip('/')}/{entry['name']}" for entry in json.loads(raw)["files"]]
