@@ -199,43 +199,31 @@ class TrustedParquetIOManager(ConfigurableIOManager):
         context.add_output_metadata(metadata)
 
     def _publish_table(self, storage: Storage, lake_path: str, table: SparkTable, staging: Path) -> dict:
-        table.data.write.mode("overwrite").parquet(str(staging / "data"))
-        files = _parquet_files(staging / "data")
-        rejected_rows = 0
-        if table.rejected is not None:
-            table.rejected.write.mode("overwrite").parquet(str(staging / "rejected"))
-            rejected = _parquet_files(staging / "rejected")
-            rejected_rows = _row_count(rejected.values())
-            files.update({f"_rejected/{name}": path for name, path in rejected.items()})
-        published = publish(storage, lake_path, files)
-        data_files = [path for name, path in files.items() if not name.startswith("_")]
-        metadata = _table_metadata(storage, lake_path, data_files, published.bytes)
-        if table.rejected is not None:
-            metadata["rejected_rows"] = rejected_rows
-            metadata["rejected_path"] = MetadataValue.path(storage.uri(f"{lake_path}/_rejected"))
-        return metadata
+        files = _write_parquet(table.data, staging / "data")
+        rejected = _write_parquet(table.rejected, staging / "rejected") if table.rejected is not None else {}
+        published = publish(storage, lake_path, {**files, **{f"_rejected/{n}": p for n, p in rejected.items()}})
+        metadata = _table_metadata(storage, lake_path, table.data, list(files.values()), published.bytes)
+        return {**metadata, **_rejected_metadata(storage, f"{lake_path}/_rejected", table, rejected.values())}
 
-    def _publish_partitions(self, context, storage, lake_path, table, staging) -> dict:
+    def _publish_partitions(self, context: OutputContext, storage: Storage, lake_path: str, table: SparkTable, staging: Path) -> dict:
         keys = list(context.asset_partition_keys)
-        table.data.write.mode("overwrite").partitionBy("dt").parquet(str(staging))
-        by_key = {key: {} for key in keys}
-        for folder in staging.glob("dt=*"):
-            key = partition_key_from_path(f"{folder.name}/")
-            if key not in by_key:
-                raise Failure(f"{context.asset_key.to_user_string()} produced rows for dt={key}, outside this run's partitions {keys[0]}…{keys[-1]}")
-            by_key[key] = _parquet_files(folder)
-        rows_by_key, total_bytes, all_files = {}, 0, []
-        for key, files in by_key.items():
-            published = publish(storage, f"{lake_path}/{dt_path(key, self.lake.dt_layout)}", files)
-            rows_by_key[key] = _row_count(files.values())
-            total_bytes += published.bytes
-            all_files.extend(files.values())
-        metadata = _table_metadata(storage, lake_path, all_files, total_bytes)
-        metadata["path"] = MetadataValue.path(storage.uri(f"{lake_path}/{dt_path(keys[0], self.lake.dt_layout)}") if len(keys) == 1 else storage.uri(lake_path))
-        metadata["partitions"] = len(keys)
-        if len(keys) > 1:
+        data = _write_parquet_by_key(table.data, staging / "data", keys, context)
+        rejected = _write_parquet_by_key(table.rejected, staging / "rejected", keys, context) if table.rejected is not None else {}
+        rows_by_key, total_bytes = {}, 0
+        for key in keys:
+            files = {**data.get(key, {}), **{f"_rejected/{n}": p for n, p in rejected.get(key, {}).items()}}
+            total_bytes += publish(storage, f"{lake_path}/{dt_path(key, self.lake.dt_layout)}", files).bytes
+            rows_by_key[key] = _row_count(data.get(key, {}).values())
+        data_files = [path for files in data.values() for path in files.values()]
+        rejected_files = [path for files in rejected.values() for path in files.values()]
+        metadata = _table_metadata(storage, lake_path, table.data, data_files, total_bytes)
+        if len(keys) == 1:
+            metadata["path"] = MetadataValue.path(storage.uri(f"{lake_path}/{dt_path(keys[0], self.lake.dt_layout)}"))
+        else:
+            metadata["partitions"] = len(keys)
             metadata["rows_by_partition"] = MetadataValue.json(rows_by_key)
-        return metadata
+        partition_folder = dt_path(keys[0], self.lake.dt_layout) if len(keys) == 1 else "dt=*"
+        return {**metadata, **_rejected_metadata(storage, f"{lake_path}/{partition_folder}/_rejected", table, rejected_files)}
 
     def load_input(self, context: InputContext):
         lake_path = _lake_path(context)
@@ -276,6 +264,31 @@ def _write_jsonl_chunks(records: Sequence[dict], folder: Path) -> dict[str, Path
     return files
 
 
+def _write_parquet(df, folder: Path) -> dict[str, Path]:
+    df.write.mode("overwrite").parquet(str(folder))
+    return _parquet_files(folder)
+
+
+def _write_parquet_by_key(df, folder: Path, keys: list[str], context: OutputContext) -> dict[str, dict[str, Path]]:
+    """One Spark job for all partitions of the run: {partition key: {file name: local file}}."""
+    df.write.mode("overwrite").partitionBy("dt").parquet(str(folder))
+    by_key = {}
+    for sub in folder.glob("dt=*"):
+        key = partition_key_from_path(f"{sub.name}/")
+        if key not in keys:
+            raise Failure(
+                f"{context.asset_key.to_user_string()} produced rows for {sub.name}, outside this run's partitions {keys[0]}…{keys[-1]}"
+            )
+        by_key[key] = _parquet_files(sub)
+    return by_key
+
+
+def _rejected_metadata(storage: Storage, rejected_key: str, table: SparkTable, files: Iterable[Path]) -> dict:
+    if table.rejected is None:
+        return {}
+    return {"rejected_rows": _row_count(files), "rejected_path": MetadataValue.path(storage.uri(rejected_key))}
+
+
 def _parquet_files(folder: Path) -> dict[str, Path]:
     return {path.name: path for path in sorted(folder.glob("*.parquet"))}
 
@@ -285,19 +298,16 @@ def _row_count(paths: Iterable[Path]) -> int:
     return sum(pq.read_metadata(path).num_rows for path in paths)
 
 
-def _table_metadata(storage: Storage, lake_path: str, files: list[Path], total_bytes: int) -> dict:
-    metadata = {
+def _table_metadata(storage: Storage, lake_path: str, df, files: list[Path], total_bytes: int) -> dict:
+    return {
         "path": MetadataValue.path(storage.uri(lake_path)),
         "bytes": total_bytes,
         "files": len(files),
         "dagster/row_count": _row_count(files),
+        "dagster/column_schema": TableSchema(
+            columns=[TableColumn(name=f.name, type=f.dataType.simpleString()) for f in df.schema.fields]
+        ),
     }
-    if files:
-        schema = pq.read_schema(files[0])
-        metadata["dagster/column_schema"] = TableSchema(
-            columns=[TableColumn(name=field.name, type=str(field.type)) for field in schema if field.name != "dt"]
-        )
-    return metadata
 
 
 def _sha256(path: Path) -> str:

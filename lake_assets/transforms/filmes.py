@@ -1,0 +1,84 @@
+"""The historical movies CSV: its two dialects, the declared types, and the trusted table."""
+
+from dataclasses import dataclass
+from enum import Enum
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
+
+from lake_assets.transforms.columns import apply_types, normalise_columns, split_rejected
+
+CORRUPT = "_corrupt_record"
+
+
+class Dialect(str, Enum):
+    """`seed`: the original design's filmes.csv (`,`, quoted fields with commas, quotes and line
+    breaks). `pipe`: the programme's movies.csv/series.csv extract (`|`, no quoting, `\\N`, CRLF)."""
+
+    AUTO = "auto"
+    SEED = "seed"
+    PIPE = "pipe"
+
+
+# Declared types of the columns we know, by normalised name; any other column stays a string.
+FILMES_TYPES = {
+    "data_de_lancamento": "date",
+    "popularidade": "double",
+    "votos": "bigint",
+    "media_de_votos": "double",
+    "generos": "array<string>",
+    # movies.csv / series.csv
+    "ano_lancamento": "int",
+    "ano_termino": "int",
+    "tempo_minutos": "int",
+    "genero": "array<string>",
+    "nota_media": "double",
+    "numero_votos": "bigint",
+    "ano_nascimento": "int",
+    "ano_falecimento": "int",
+    "profissao": "array<string>",
+    "titulos_mais_conhecidos": "array<string>",
+}
+
+
+def detect_dialect(header_line: str) -> Dialect:
+    """The pipe extract's header has `|` and no comma; the seed CSV's has commas."""
+    return Dialect.PIPE if "|" in header_line and "," not in header_line else Dialect.SEED
+
+
+def csv_options(dialect: Dialect) -> dict[str, str]:
+    if dialect is Dialect.PIPE:
+        # No quoting at all: a `"` is data. Lines are independent, so the file stays splittable.
+        return {"sep": "|", "quote": "\u0000", "escape": "\u0000"}
+    # Quoted line breaks need multiLine (else Spark silently splits rows); it makes the file
+    # unsplittable, one task, which is the price of correctness for this dialect.
+    return {"sep": ",", "quote": '"', "escape": '"', "multiLine": "true"}
+
+
+@dataclass(frozen=True)
+class FilmesRead:
+    dialect: Dialect
+    parsed: DataFrame  # typed columns + _raw + _reject_reason
+    good: DataFrame
+    rejected: DataFrame
+
+
+def read_filmes(spark: SparkSession, path: str, dialect: Dialect = Dialect.AUTO) -> FilmesRead:
+    """Parse the raw CSV into the trusted shape. The parse is not cached here: the caller decides."""
+    if dialect is Dialect.AUTO:
+        dialect = detect_dialect(spark.read.text(path).first()[0])
+    options = {"header": "true", "encoding": "UTF-8", "mode": "PERMISSIVE", **csv_options(dialect)}
+    # Every column is read as a string and typed afterwards, so that a bad value is reported,
+    # not silently nulled; the header alone gives the names (no schema-inference pass).
+    header = spark.read.options(**options).csv(path).columns
+    schema = T.StructType([T.StructField(c, T.StringType()) for c in header] + [T.StructField(CORRUPT, T.StringType())])
+    raw = spark.read.options(columnNameOfCorruptRecord=CORRUPT, **options).schema(schema).csv(path)
+    return filmes_from_strings(raw, dialect)
+
+
+def filmes_from_strings(raw: DataFrame, dialect: Dialect) -> FilmesRead:
+    """Name, type and split rows read as strings (with Spark's `_corrupt_record` if present)."""
+    corrupt = CORRUPT if CORRUPT in raw.columns else None
+    parsed = apply_types(normalise_columns(raw, keep=(CORRUPT,)), FILMES_TYPES, corrupt_column=corrupt)
+    good, rejected = split_rejected(parsed)
+    return FilmesRead(dialect, parsed, good, rejected)
