@@ -13,19 +13,23 @@ from lake_assets.spark import spark_resource_from_env
 from lake_assets.tmdb import tmdb_resource_from_env
 
 
-def build_definitions() -> Definitions:
+ASSETS = [raw.filmes_csv, raw.tmdb_json, trusted.filmes, trusted.tmdb]
+
+
+def resources_from_env() -> dict:
     lake = lake_resource_from_env()
     spark = spark_resource_from_env()
-    return Definitions(
-        assets=[raw.filmes_csv, raw.tmdb_json, trusted.filmes, trusted.tmdb],
-        resources={
-            "lake": lake,
-            "spark": spark,
-            "tmdb": tmdb_resource_from_env(),
-            "raw_io_manager": RawZoneIOManager(lake=lake),
-            "parquet_io_manager": TrustedParquetIOManager(lake=lake, spark=spark),
-        },
-    )
+    return {
+        "lake": lake,
+        "spark": spark,
+        "tmdb": tmdb_resource_from_env(),
+        "raw_io_manager": RawZoneIOManager(lake=lake),
+        "parquet_io_manager": TrustedParquetIOManager(lake=lake, spark=spark),
+    }
+
+
+def build_definitions() -> Definitions:
+    return Definitions(assets=ASSETS, resources=resources_from_env())
 
 
 defs = build_definitions()
