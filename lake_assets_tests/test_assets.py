@@ -1,0 +1,195 @@
+"""The four assets materialised with Dagster into a temporary lake, on the local disk and on S3,
+then read back independently (pyarrow, DuckDB, listings) - never through Spark."""
+
+import datetime as dt
+import io
+import json
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from dagster import materialize
+
+from lake_assets.assets import raw, trusted
+from lake_assets.io_managers import RawZoneIOManager, TrustedParquetIOManager
+from lake_assets.lake import LakeResource
+from lake_assets.storage.publish import MANIFEST
+from lake_assets.tmdb import TMDBResource
+from lake_assets_tests.sample_filmes import write_filmes_csv
+
+COMPASS = Path(__file__).resolve().parents[2] / "shared" / "data" / "compass"
+if not COMPASS.is_dir():  # CI lays shared/ beside the clone
+    COMPASS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "compass"
+TODAY = dt.datetime.now(dt.timezone.utc).date().isoformat()
+
+
+@pytest.fixture(params=["local", "s3"])
+def lake(request, tmp_path) -> LakeResource:
+    if request.param == "local":
+        return LakeResource(root=str(tmp_path / "lake"))
+    import os
+
+    root = request.getfixturevalue("s3_lake_root")
+    return LakeResource(root=root, s3_endpoint_url=os.environ["AWS_ENDPOINT_URL"], s3_region="us-east-1", s3_path_style=True)
+
+
+def _resources(lake, spark_resource):
+    return {
+        "lake": lake,
+        "spark": spark_resource,
+        "tmdb": TMDBResource(),  # no credentials: the bundled offline snapshot
+        "raw_io_manager": RawZoneIOManager(lake=lake),
+        "parquet_io_manager": TrustedParquetIOManager(lake=lake, spark=spark_resource),
+    }
+
+
+class Lake:
+    """Independent read-back: objects are listed and fetched through the storage's plain API and
+    parsed with pyarrow, so nothing here depends on the code under test's readers."""
+
+    def __init__(self, lake: LakeResource):
+        self.storage = lake.storage("trusted")
+
+    def keys(self, prefix):
+        return sorted(o.key for o in self.storage.list(prefix))
+
+    def table(self, prefix, *, rejected=False) -> pa.Table:
+        keys = [k for k in self.keys(prefix) if k.endswith(".parquet") and ("/_rejected/" in k) == rejected]
+        return pa.concat_tables([pq.read_table(io.BytesIO(self.storage.get_bytes(k))) for k in keys])
+
+
+def _filmes(lake, spark_resource, source="", dialect="AUTO"):
+    return materialize(
+        [raw.filmes_csv, trusted.filmes],
+        resources=_resources(lake, spark_resource),
+        run_config={"ops": {"raw__filmes_csv": {"config": {"source_path": str(source)}}, "trusted__filmes": {"config": {"dialect": dialect}}}},
+    )
+
+
+def _metadata(result, key):
+    (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == key]
+    return {k: getattr(v, "value", v) for k, v in event.materialization.metadata.items()}
+
+
+def test_filmes_sample_typed_with_rejections_counted(lake, spark_resource):
+    result = _filmes(lake, spark_resource)
+    assert result.success
+    raw_meta, meta = _metadata(result, "raw/filmes_csv"), _metadata(result, "trusted/filmes")
+    landed = lake.storage("raw").get_bytes("raw/filmes/filmes.csv")
+    assert landed == raw.SAMPLE_FILMES.read_bytes()  # byte for byte
+    assert raw_meta["data_rows"] == 2000 and raw_meta["bytes"] == len(landed)
+
+    read = Lake(lake)
+    table = read.table("trusted/filmes/")
+    assert table.num_rows == 1998 == meta["dagster/row_count"]
+    assert read.table("trusted/filmes/", rejected=True).num_rows == 2 == meta["rejected_rows"]
+    assert table.schema.field("data_de_lancamento").type == pa.date32()
+    assert table.schema.field("votos").type == pa.int64()
+    assert table.schema.field("media_de_votos").type == pa.float64()
+    assert pa.types.is_list(table.schema.field("generos").type)
+    assert "Data de lançamento" not in table.column_names
+    overviews = table.column("visao_geral").to_pylist()
+    assert any("\n" in o for o in overviews) and any('"nunca mais"' in o for o in overviews)
+    assert table.column("data_de_lancamento").null_count == 21  # the sample's empty dates
+    assert {c.name for c in meta["dagster/column_schema"].columns} == set(table.column_names)
+
+
+def test_rematerialising_replaces_exactly(lake, spark_resource):
+    assert _filmes(lake, spark_resource).success
+    first = Lake(lake).keys("trusted/filmes/")
+    assert _filmes(lake, spark_resource).success
+    second = Lake(lake).keys("trusted/filmes/")
+    manifest = json.loads(lake.storage("trusted").get_bytes(f"trusted/filmes/{MANIFEST}"))
+    assert set(second) == {f"trusted/filmes/{f['name']}" for f in manifest["files"]} | {f"trusted/filmes/{MANIFEST}"}
+    assert not set(first) & (set(second) - {f"trusted/filmes/{MANIFEST}"})  # nothing of version 1 is left
+    assert Lake(lake).table("trusted/filmes/").num_rows == 1998
+
+
+@pytest.mark.parametrize("name, rows", [("movies_subset_1.csv", 50), ("movies_subset_2.csv", 50)])
+def test_programme_movies_csv_dialect(lake, spark_resource, name, rows):
+    result = _filmes(lake, spark_resource, COMPASS / name)
+    assert result.success
+    assert _metadata(result, "trusted/filmes")["dialect"] == "pipe"
+    table = Lake(lake).table("trusted/filmes/")
+    assert table.num_rows == rows
+    assert Lake(lake).table("trusted/filmes/", rejected=True).num_rows == 0
+    types = {f.name: f.type for f in table.schema}
+    assert types["ano_lancamento"] == pa.int32() and types["numero_votos"] == pa.int64()
+    assert types["nota_media"] == pa.float64() and pa.types.is_list(types["genero"])
+    rows_ = table.to_pylist()
+    # \N became null, in text and numeric columns alike, and no CR survived the CRLF line ends
+    assert all(r["personagem"] != "\\N" for r in rows_) and any(r["personagem"] is None for r in rows_)
+    assert any(r["ano_falecimento"] is None for r in rows_)
+    assert not any(isinstance(v, str) and "\r" in v for r in rows_ for v in r.values())
+    assert all(t.startswith("tt") for r in rows_ for t in r["titulos_mais_conhecidos"])
+
+
+def test_bad_csv_rows_are_counted_not_dropped(tmp_path, spark_resource):
+    lake = LakeResource(root=str(tmp_path / "lake"))
+    source = write_filmes_csv(tmp_path / "filmes.csv", 300, seed=3, bad_rows=5)
+    with source.open("a", encoding="utf-8") as out:
+        out.write("Linha curta,2020-01-01\n")  # 2 fields where the header has 9
+    result = _filmes(lake, spark_resource, source)
+    meta = _metadata(result, "trusted/filmes")
+    assert meta["dagster/row_count"] == 295 and meta["rejected_rows"] == 6
+    rejected = Lake(lake).table("trusted/filmes/", rejected=True).to_pylist()
+    reasons = sorted(r["_reject_reason"] for r in rejected)
+    assert reasons.count("unparseable value in: votos") == 5 and reasons[0].startswith("malformed row")
+
+
+def _tmdb(lake, spark_resource, partition=TODAY):
+    return materialize([raw.tmdb_json, trusted.tmdb], resources=_resources(lake, spark_resource), partition_key=partition)
+
+
+def test_tmdb_partition_from_offline_snapshot(lake, spark_resource):
+    result = _tmdb(lake, spark_resource)
+    assert result.success
+    raw_meta, meta = _metadata(result, "raw/tmdb_json"), _metadata(result, "trusted/tmdb")
+    raw_keys = [k for k in Lake(lake).keys(f"raw/tmdb/dt={TODAY}/") if k.endswith(".jsonl")]
+    records = [json.loads(line) for k in raw_keys for line in lake.storage("raw").get_bytes(k).decode().splitlines()]
+    assert len(records) == raw_meta["dagster/row_count"] > 100
+    assert all(len(lake.storage("raw").get_bytes(k).decode().splitlines()) <= 100 for k in raw_keys)
+    assert all({18, 10749} & {g["id"] for g in r["genres"]} for r in records)
+
+    table = Lake(lake).table(f"trusted/tmdb/dt={TODAY}/")
+    ids = table.column("tmdb_id").to_pylist()
+    assert len(ids) == len(set(ids)) == len({r["id"] for r in records}) == meta["dagster/row_count"]
+    assert table.schema.field("tmdb_id").type == pa.int64()
+    assert table.schema.field("data_de_lancamento").type == pa.date32()
+    assert table.schema.field("produtoras").type == pa.list_(pa.string())
+    assert "dt" not in table.column_names  # the partition is the folder
+    assert "| produtora |" in meta["movies_by_company"] and "| idioma_original |" in meta["movies_by_language"]
+
+
+def test_duckdb_reads_trusted_tmdb_with_hive_partitioning(tmp_path, spark_resource):
+    lake = LakeResource(root=str(tmp_path / "lake"))
+    assert _tmdb(lake, spark_resource).success
+    assert _tmdb(lake, spark_resource).success  # a second run replaces, never duplicates
+    root = tmp_path / "lake" / "trusted" / "tmdb"
+    dts, rows, distinct = duckdb.sql(
+        f"select list(distinct dt::varchar), count(*), count(distinct tmdb_id) "
+        f"from read_parquet('{root}/*/*.parquet', hive_partitioning=true)"
+    ).fetchone()
+    assert dts == [TODAY] and rows == distinct > 100
+
+
+def test_past_partition_is_refused_without_override(tmp_path, spark_resource):
+    lake = LakeResource(root=str(tmp_path / "lake"))
+    result = materialize([raw.tmdb_json], resources=_resources(lake, spark_resource), partition_key="2024-01-01", raise_on_error=False)
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "TMDB serves only current data" in failure.event_specific_data.error.message
+    assert not list(lake.storage("raw").list("raw/tmdb/"))
+
+
+def test_definitions_load():
+    from lake_assets.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert keys == {"raw/filmes_csv", "raw/tmdb_json", "trusted/filmes", "trusted/tmdb"}
+    tmdb_node = graph.get(trusted.tmdb.key)
+    assert tmdb_node.partitions_def is not None and tmdb_node.group_name == "trusted"
+    assert graph.get(raw.filmes_csv.key).partitions_def is None
