@@ -1,0 +1,98 @@
+"""trusted/filmes on a generated 1,000,000-row seed-style CSV: the Dagster asset vs a plain PySpark
+script vs DuckDB, each timed as a whole process (start-up included), side by side.
+
+    .venv/bin/python bench/bench_filmes.py [--rows 1000000]
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from lake_assets_tests.sample_filmes import write_filmes_csv  # noqa: E402
+
+PLAIN_SPARK = textwrap.dedent(
+    """
+    import sys
+    from pyspark.sql import SparkSession, functions as F
+    spark = (SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false")
+             .config("spark.ui.showConsoleProgress", "false").config("spark.log.level", "WARN")
+             .config("spark.sql.session.timeZone", "UTC").config("spark.driver.memory", "2g").getOrCreate())
+    df = spark.read.options(header=True, multiLine=True, escape='"').csv(sys.argv[1])
+    names = ["titulo", "data_de_lancamento", "visao_geral", "popularidade", "votos", "media_de_votos",
+             "pais_de_origem", "idioma_original", "generos"]
+    df = df.toDF(*names).select(
+        "titulo", F.try_to_date("data_de_lancamento", "yyyy-MM-dd").alias("data_de_lancamento"), "visao_geral",
+        F.col("popularidade").try_cast("double").alias("popularidade"), F.col("votos").try_cast("bigint").alias("votos"),
+        F.col("media_de_votos").try_cast("double").alias("media_de_votos"), "pais_de_origem", "idioma_original",
+        F.split("generos", ", ").alias("generos"))
+    df.write.mode("overwrite").parquet(sys.argv[2])
+    """
+)
+
+DUCKDB = textwrap.dedent(
+    """
+    import sys, duckdb
+    duckdb.sql(f'''
+      copy (select "Titulo" as titulo, try_cast("Data de lançamento" as date) as data_de_lancamento,
+                   "Visão geral" as visao_geral, try_cast("Popularidade" as double) as popularidade,
+                   try_cast("Votos" as bigint) as votos, try_cast("Média de votos" as double) as media_de_votos,
+                   "País de Origem" as pais_de_origem, "Idioma Original" as idioma_original,
+                   string_split("Gêneros", ', ') as generos
+            from read_csv('{sys.argv[1]}', header=true, all_varchar=true, quote='"', escape='"'))
+      to '{sys.argv[2]}' (format parquet)''')
+    """
+)
+
+
+def timed(cmd: list[str], env: dict) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=2)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-filmes-"))
+    try:
+        csv = write_filmes_csv(work / "filmes.csv", args.rows, seed=11)
+        env = {**os.environ, "LAKE_ROOT": str(work / "lake"), "SPARK_LOCAL_IP": "127.0.0.1"}
+        env.pop("SPARK_REMOTE", None)
+        py = sys.executable
+        dagster = str(Path(py).parent / "dagster")
+        # Land the raw file once (not timed): the asset under test is trusted/filmes.
+        subprocess.run(
+            [dagster, "asset", "materialize", "-m", "lake_assets.definitions", "--select", "raw/filmes_csv",
+             "--config-json", f'{{"ops": {{"raw__filmes_csv": {{"config": {{"source_path": "{csv}"}}}}}}}}'],
+            env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        (work / "plain.py").write_text(PLAIN_SPARK)
+        (work / "duck.py").write_text(DUCKDB)
+        runs = {
+            "dagster asset trusted/filmes": [dagster, "asset", "materialize", "-m", "lake_assets.definitions", "--select", "trusted/filmes"],
+            "plain PySpark script": [py, str(work / "plain.py"), str(csv), str(work / "plain_out")],
+            "DuckDB": [py, str(work / "duck.py"), str(csv), str(work / "duck.parquet")],
+        }
+        times = {name: min(timed(cmd, env) for _ in range(args.repeat)) for name, cmd in runs.items()}
+        size_mb = csv.stat().st_size / 1e6
+        base = times["plain PySpark script"]
+        print(f"\ntrusted/filmes, {args.rows:,} rows, {size_mb:.0f} MB CSV, best of {args.repeat}, whole process")
+        print(f"{'run':<30} {'seconds':>8} {'MB/s':>7} {'vs plain PySpark':>17}")
+        for name, seconds in times.items():
+            print(f"{name:<30} {seconds:>8.1f} {size_mb / seconds:>7.1f} {seconds / base:>16.2f}x")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
