@@ -193,3 +193,14 @@ def test_definitions_load():
     tmdb_node = graph.get(trusted.tmdb.key)
     assert tmdb_node.partitions_def is not None and tmdb_node.group_name == "trusted"
     assert graph.get(raw.filmes_csv.key).partitions_def is None
+
+
+def test_dagster_cli_validates_the_workspace():
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    dagster = Path(sys.executable).parent / "dagster"
+    done = subprocess.run([str(dagster), "definitions", "validate", "-w", "workspace.yaml"], cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "All code locations passed validation" in done.stderr + done.stdout
