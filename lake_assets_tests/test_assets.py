@@ -60,11 +60,12 @@ class Lake:
         return pa.concat_tables([pq.read_table(io.BytesIO(self.storage.get_bytes(k))) for k in keys])
 
 
-def _filmes(lake, spark_resource, source="", dialect="AUTO"):
+def _filmes(lake, spark_resource, source="", dialect="AUTO", raise_on_error=True):
     return materialize(
         [raw.filmes_csv, trusted.filmes],
         resources=_resources(lake, spark_resource),
         run_config={"ops": {"raw__filmes_csv": {"config": {"source_path": str(source)}}, "trusted__filmes": {"config": {"dialect": dialect}}}},
+        raise_on_error=raise_on_error,
     )
 
 
@@ -171,7 +172,7 @@ def test_duckdb_reads_trusted_tmdb_with_hive_partitioning(tmp_path, spark_resour
     dts, rows, distinct = duckdb.sql(
         f"select list(distinct dt::varchar), count(*), count(distinct tmdb_id) "
         f"from read_parquet('{root}/*/*.parquet', hive_partitioning=true)"
-    ).fetchone()
+    ).fetchall()[0]
     assert dts == [TODAY] and rows == distinct > 100
 
 
@@ -204,3 +205,36 @@ def test_dagster_cli_validates_the_workspace():
     done = subprocess.run([str(dagster), "definitions", "validate", "-w", "workspace.yaml"], cwd=root, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "All code locations passed validation" in done.stderr + done.stdout
+
+
+def test_failed_publish_leaves_previous_version_readable(tmp_path, spark_resource, monkeypatch):
+    from lake_assets.storage.local import LocalStorage
+    from lake_assets.storage.publish import committed_keys
+
+    lake = LakeResource(root=str(tmp_path / "lake"))
+    assert _filmes(lake, spark_resource).success
+    before = Lake(lake).keys("trusted/filmes/")
+
+    real_put_bytes = LocalStorage.put_bytes
+
+    def fail_at_commit(self, data, key):
+        if key.endswith(MANIFEST):
+            raise OSError("disk full (injected)")
+        return real_put_bytes(self, data, key)
+
+    monkeypatch.setattr(LocalStorage, "put_bytes", fail_at_commit)
+    smaller = write_filmes_csv(tmp_path / "v2.csv", 300, seed=5)
+    result = _filmes(lake, spark_resource, smaller, raise_on_error=False)
+    assert not result.success
+    monkeypatch.undo()
+
+    storage = lake.storage("trusted")
+    committed = committed_keys(storage, "trusted/filmes")
+    assert set(committed) <= set(before)  # the manifest still names version 1, all of whose files exist
+    rows = sum(pq.read_metadata(io.BytesIO(storage.get_bytes(k))).num_rows for k in committed if "/_rejected/" not in k)
+    assert rows == 1998
+    # the next good run cleans up the orphans of the failed one
+    assert _filmes(lake, spark_resource, smaller).success
+    after = Lake(lake).keys("trusted/filmes/")
+    assert set(after) == set(committed_keys(storage, "trusted/filmes")) | {f"trusted/filmes/{MANIFEST}"}
+    assert Lake(lake).table("trusted/filmes/").num_rows == 300
