@@ -18,7 +18,9 @@ import os
 import random
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -78,6 +80,9 @@ class TMDBResource(dagster.ConfigurableResource):
 
     def collect(self, log: logging.Logger | None = None) -> TMDBCollection:
         log = log or logger
+        if self.pages < 1 or self.rate_limit_per_s <= 0 or self.max_connections < 1:
+            raise TMDBError("TMDB resource misconfigured: pages, rate_limit_per_s and max_connections must be positive",
+                            allow_retries=False)
         if not (self.read_access_token or self.api_key):
             log.warning(
                 "TMDB OFFLINE: neither TMDB_READ_ACCESS_TOKEN nor TMDB_API_KEY is set, so this run reads "
@@ -152,7 +157,7 @@ def _collect(transport: _Transport, config: TMDBResource, log, *, source: str) -
     counters = transport.counters
     seen: set[int] = set()
     records: dict[int, dict] = {}
-    pages_done, last_page, skipped, duplicates = 0, 0, 0, 0
+    skipped = duplicates = 0
 
     try:
         first = transport.get_page(1)
@@ -160,6 +165,11 @@ def _collect(transport: _Transport, config: TMDBResource, log, *, source: str) -
         raise TMDBError(f"TMDB refused page 1 of top_rated ({refused})") from None
     pages_done = 1
     last_page = min(config.pages, MAX_PAGE, int(first.get("total_pages") or 1))
+    log.info(
+        f"TMDB ({source}): top_rated has {first.get('total_pages')} pages; collecting pages 1..{last_page} "
+        f"({config.language}), keeping genres {sorted(wanted)}, at most {config.rate_limit_per_s:g} requests/s "
+        f"over {config.max_connections} connections"
+    )
     pool = ThreadPoolExecutor(max_workers=config.max_connections, thread_name_prefix="tmdb")
     pending: dict[Future, tuple[str, int]] = {}
 
@@ -174,23 +184,24 @@ def _collect(transport: _Transport, config: TMDBResource, log, *, source: str) -
             if wanted.intersection(movie.get("genre_ids") or ()):
                 pending[pool.submit(transport.get_movie, movie_id)] = ("movie", movie_id)
 
-    def progress(final: bool = False) -> dict[str, int | float]:
+    def stats() -> dict[str, int | float]:
         elapsed = time.monotonic() - started
-        stats = {
+        return {
             "requests": counters["requests"], "requests_429": counters["requests_429"],
             "retries": counters["retries"], "skipped_ids": skipped, "pages": pages_done,
             "listed_movies": len(seen), "duplicate_listings": duplicates, "kept_movies": len(records),
             "wall_time_s": round(elapsed, 3),
             "requests_per_s": round(counters["requests"] / elapsed, 2) if elapsed > 0 else 0.0,
         }
-        if not final:
-            log.info(
-                f"TMDB progress: pages {pages_done}/{last_page}, listed {len(seen)}, kept {len(records)}, "
-                f"details pending {sum(kind == 'movie' for kind, _ in pending.values())}, "
-                f"requests {stats['requests']} ({stats['requests_per_s']}/s), retries {stats['retries']}, "
-                f"429s {stats['requests_429']}, skipped {skipped}"
-            )
-        return stats
+
+    def log_progress() -> None:
+        now = stats()
+        log.info(
+            f"TMDB progress: pages {pages_done}/{last_page}, listed {len(seen)}, kept {len(records)}, "
+            f"details pending {sum(kind == 'movie' for kind, _ in pending.values())}, "
+            f"requests {now['requests']} ({now['requests_per_s']}/s), retries {now['retries']}, "
+            f"429s {now['requests_429']}, skipped {skipped}"
+        )
 
     try:
         take(first)
@@ -219,7 +230,7 @@ def _collect(transport: _Transport, config: TMDBResource, log, *, source: str) -
                     except _NotFound:
                         skipped += 1
             if time.monotonic() >= next_progress:
-                progress()
+                log_progress()
                 next_progress = time.monotonic() + config.progress_every_s
     except BaseException:
         transport.abort.set()
@@ -227,9 +238,9 @@ def _collect(transport: _Transport, config: TMDBResource, log, *, source: str) -
         raise
     pool.shutdown(wait=True)
 
-    stats = progress(final=True)
-    log.info(f"TMDB collection complete ({source}): " + ", ".join(f"{k}={v}" for k, v in stats.items()))
-    return TMDBCollection(records=[records[i] for i in sorted(records)], stats=stats, source=source)
+    final = stats()
+    log.info(f"TMDB collection complete ({source}): " + ", ".join(f"{k}={v}" for k, v in final.items()))
+    return TMDBCollection(records=[records[i] for i in sorted(records)], stats=final, source=source)
 
 
 def _cancel_pages_after(pending: dict[Future, tuple[str, int]], last_page: int) -> None:
@@ -417,19 +428,17 @@ class _RedactingFilter(logging.Filter):
         return True
 
 
-class _redacting_url_logs:
+@contextmanager
+def _redacting_url_logs(redact) -> Iterator[None]:
     """While collecting, scrub credentials from the URL lines urllib3 logs at DEBUG."""
-
-    def __init__(self, redact) -> None:
-        self._filter = _RedactingFilter(redact)
-
-    def __enter__(self) -> None:
+    scrub = _RedactingFilter(redact)
+    for name in _URL_LOGGING_LOGGERS:
+        logging.getLogger(name).addFilter(scrub)
+    try:
+        yield
+    finally:
         for name in _URL_LOGGING_LOGGERS:
-            logging.getLogger(name).addFilter(self._filter)
-
-    def __exit__(self, *exc) -> None:
-        for name in _URL_LOGGING_LOGGERS:
-            logging.getLogger(name).removeFilter(self._filter)
+            logging.getLogger(name).removeFilter(scrub)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -539,8 +539,7 @@ class FakeTMDB:
             with self._lock:
                 self.hits.append(Hit(now, url.path, query, status, fault, bearer, "api_key" in query, authorized))
             if fault == "reset":
-                handler.reset_connection()
-                return
+                handler.reset_connection()  # raises _Dropped: nothing is answered
             if fault == "slow":
                 time.sleep(self.slow_s)
             headers = {}

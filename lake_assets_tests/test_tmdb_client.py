@@ -212,6 +212,14 @@ def test_401_fails_at_once_naming_the_server_not_the_secret(fake_tmdb, credentia
     assert len(server.hits) == 1  # no retry, no other request
 
 
+@pytest.mark.parametrize("field, value", [("pages", 0), ("rate_limit_per_s", 0.0), ("max_connections", 0)])
+def test_a_misconfigured_resource_fails_before_any_request(fake_tmdb, field, value):
+    server = fake_tmdb()
+    with pytest.raises(TMDBError, match="misconfigured"):
+        client(server, **{field: value}).collect()
+    assert server.hits == []
+
+
 def test_bearer_token_is_preferred_over_the_api_key(fake_tmdb):
     server = fake_tmdb()
     client(server, pages=1, api_key=API_KEY).collect()
