@@ -1,0 +1,258 @@
+"""The S3 lake: `s3://bucket/prefix` on AWS or any S3-compatible server (SeaweedFS, MinIO, Ceph).
+
+Every object write is one PUT, or one multipart upload completed in a single call: both are atomic on
+S3, so readers see the old object or the new one, never a part. Uploads and downloads go through
+boto3's transfer manager; transient failures (throttling, 5xx, dropped connections, timeouts) are
+retried with backoff by botocore's `standard` retry mode, a bounded number of times.
+
+Credentials come only from the standard AWS chain (environment, profile, SSO, instance/task role):
+this object never holds or prints them. Nothing touches the network until the first operation, and
+the failures a person has to fix (missing bucket, rejected credentials, wrong region, unreachable
+endpoint) surface as one `LakeStorageError` line naming the operation, the object, the endpoint and
+the bucket.
+"""
+
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import boto3
+import botocore.session
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
+
+from lake_assets.storage.base import ObjectInfo, Storage
+
+# Total attempts per request when neither AWS_MAX_ATTEMPTS nor the profile says otherwise. `standard`
+# backoff waits at most 0.05, 0.1, 0.2, 0.4 s between attempts (1, 2, 4, 8 s when throttled), so a
+# request gives up within ~1 s of backoff (15 s throttled) plus the timeouts of its attempts.
+MAX_ATTEMPTS = 5
+CONNECT_TIMEOUT = 5  # seconds; a reachable S3 accepts in milliseconds
+READ_TIMEOUT = 60  # seconds without a byte before the attempt counts as failed
+_DELETE_BATCH = 1000  # the most keys DeleteObjects takes per call
+
+# Whole files go up in one PUT below 32 MB; above, in 16 MB parts, 4 in parallel per file (publish
+# already uploads 4 files at a time, so up to 16 connections).
+_TRANSFER = TransferConfig(
+    multipart_threshold=32 * 1024**2,
+    multipart_chunksize=16 * 1024**2,
+    max_concurrency=4,
+    use_threads=True,
+)
+_MAX_POOL_CONNECTIONS = 20
+
+# What each S3 error code means for the person reading the message.
+_REASONS = {
+    "NoSuchBucket": "bucket {bucket!r} does not exist (NoSuchBucket)",
+    "SignatureDoesNotMatch": "credentials rejected (SignatureDoesNotMatch: the secret key does not belong to the access key); check AWS_SECRET_ACCESS_KEY or the AWS profile",
+    "InvalidAccessKeyId": "credentials rejected (InvalidAccessKeyId: the access key is unknown to this endpoint); check AWS_ACCESS_KEY_ID or the AWS profile",
+    "ExpiredToken": "credentials expired (ExpiredToken); refresh the session",
+    "InvalidToken": "credentials rejected (InvalidToken); check AWS_SESSION_TOKEN",
+    "AccessDenied": "access denied (AccessDenied): the credentials lack permission for this bucket or key",
+    "AuthorizationHeaderMalformed": "wrong region (AuthorizationHeaderMalformed); set AWS_REGION to the bucket's region",
+    "PermanentRedirect": "wrong region or endpoint (PermanentRedirect); set AWS_REGION to the bucket's region",
+}
+
+
+class LakeStorageError(Exception):
+    """A storage operation failed for a reason a person must fix: the message says which and where."""
+
+
+class S3Storage(Storage):
+    def __init__(
+        self,
+        root: str,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        path_style: bool = False,
+        spark_s3a: bool = False,
+    ):
+        scheme, _, rest = root.partition("://")
+        bucket, _, prefix = rest.partition("/")
+        if scheme not in ("s3", "s3a") or not bucket:
+            raise ValueError(f"not an S3 lake root (expected s3://bucket/prefix): {root!r}")
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.root_uri = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
+        self.endpoint_url = endpoint_url
+        self.region = region
+        self.path_style = path_style
+        self.spark_s3a = spark_s3a
+        self._client = None
+        self._client_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"S3Storage({self.root_uri!r}, endpoint_url={self.endpoint_url!r})"
+
+    # --- the client, made on first use --------------------------------------------------------
+
+    @property
+    def client(self):
+        with self._client_lock:
+            if self._client is None:
+                self._client = self._make_client()
+            return self._client
+
+    def _make_client(self):
+        core = botocore.session.get_session()
+        # The profile or environment (AWS_MAX_ATTEMPTS, AWS_RETRY_MODE) may choose its own bound.
+        retries = {
+            "mode": core.get_config_variable("retry_mode") or "standard",
+            "total_max_attempts": core.get_config_variable("max_attempts") or MAX_ATTEMPTS,
+        }
+        config = Config(
+            retries=retries,
+            connect_timeout=CONNECT_TIMEOUT,
+            read_timeout=READ_TIMEOUT,
+            max_pool_connections=_MAX_POOL_CONNECTIONS,
+            s3={"addressing_style": "path"} if self.path_style else None,
+        )
+        session = boto3.session.Session(botocore_session=core, region_name=self.region)
+        return session.client("s3", endpoint_url=self.endpoint_url, config=config)
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _relative(self, full_key: str) -> str:
+        return full_key[len(self.prefix) + 1 :] if self.prefix else full_key
+
+    # --- Storage ------------------------------------------------------------------------------
+
+    def put_file(self, local_path: Path, key: str) -> None:
+        with self._errors("upload", key):
+            self.client.upload_file(str(local_path), self.bucket, self._key(key), Config=_TRANSFER)
+
+    def put_bytes(self, data: bytes, key: str) -> None:
+        with self._errors("put", key):
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+
+    def get_bytes(self, key: str) -> bytes | None:
+        with self._errors("get", key):
+            try:
+                response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+            except ClientError as error:
+                if _code(error) == "NoSuchKey":
+                    return None
+                raise
+            return response["Body"].read()
+
+    def download(self, key: str, local_path: Path) -> None:
+        local_path.parent.mkdir(parents=True, exist_ok=True)
+        with self._errors("download", key):
+            # The transfer manager writes a temporary file and renames it when complete.
+            self.client.download_file(self.bucket, self._key(key), str(local_path), Config=_TRANSFER)
+
+    def list(self, prefix: str, start_after: str | None = None) -> Iterator[ObjectInfo]:
+        arguments = {"Bucket": self.bucket, "Prefix": self._key(prefix)}
+        if start_after is not None:
+            # A key this backend listed: S3-compatible servers differ in order across "/" boundaries,
+            # so a cursor is always a real key, never one computed from a prefix.
+            arguments["StartAfter"] = self._key(start_after)
+        with self._errors("list", prefix):
+            for page in self.client.get_paginator("list_objects_v2").paginate(**arguments):
+                for obj in page.get("Contents", []):
+                    yield ObjectInfo(
+                        key=self._relative(obj["Key"]),
+                        size=obj["Size"],
+                        etag=obj["ETag"].strip('"'),
+                        modified=obj["LastModified"].timestamp(),
+                    )
+
+    def delete(self, keys: Iterable[str]) -> None:
+        keys = list(keys)
+        for start in range(0, len(keys), _DELETE_BATCH):
+            batch = keys[start : start + _DELETE_BATCH]
+            with self._errors("delete", batch[0]):
+                response = self.client.delete_objects(
+                    Bucket=self.bucket,
+                    Delete={"Objects": [{"Key": self._key(key)} for key in batch], "Quiet": True},
+                )
+            errors = response.get("Errors", [])
+            if errors:
+                first = errors[0]
+                raise LakeStorageError(
+                    f"S3 delete of {len(errors)} of {len(batch)} objects under {self.root_uri} failed at "
+                    f"{self._endpoint()}: {first.get('Code')} for {first.get('Key')!r}"
+                )
+
+    def spark_path(self, key: str) -> str | None:
+        return f"s3a://{self.bucket}/{self._key(key)}" if self.spark_s3a else None
+
+    # --- errors -------------------------------------------------------------------------------
+
+    def _endpoint(self) -> str:
+        return self._client.meta.endpoint_url if self._client is not None else (self.endpoint_url or "AWS S3")
+
+    @contextmanager
+    def _errors(self, operation: str, key: str):
+        """Turn the failures a person must fix into one clear line; a missing key on download
+        becomes FileNotFoundError, as on a local disk."""
+        try:
+            yield
+        except (ClientError, BotoCoreError) as error:
+            raise self._translate(operation, key, error) from None
+        except Exception as error:
+            # The transfer manager wraps client errors (S3UploadFailedError, RetriesExceededError).
+            cause = _botocore_cause(error)
+            if cause is None:
+                raise
+            raise self._translate(operation, key, cause) from None
+
+    def _translate(self, operation: str, key: str, error: Exception) -> Exception:
+        where = f"S3 {operation} of s3://{self.bucket}/{self._key(key)} at {self._endpoint()}"
+        if isinstance(error, ClientError) and _code(error).isdigit():
+            # HEAD answers (download's first request) carry only an HTTP status: ask the bucket
+            # with a request whose answer has a body, to name the real cause.
+            probe = self._probe()
+            if probe is None and _code(error) == "404":
+                return FileNotFoundError(f"no object at s3://{self.bucket}/{self._key(key)}")
+            error = probe or error
+        if isinstance(error, ClientError):
+            code = _code(error)
+            reason = _REASONS.get(code, "{code}: {message}").format(
+                bucket=self.bucket, code=code, message=error.response.get("Error", {}).get("Message", "")
+            )
+        elif isinstance(error, (EndpointConnectionError, ConnectTimeoutError)):
+            reason = "endpoint unreachable (no connection after retries); check AWS_ENDPOINT_URL and the network"
+        elif isinstance(error, ReadTimeoutError):
+            reason = f"no answer within {READ_TIMEOUT}s (after retries)"
+        elif isinstance(error, NoCredentialsError):
+            reason = "no AWS credentials found (environment, profile or role)"
+        else:
+            reason = f"{type(error).__name__}: {error}"
+        return LakeStorageError(f"{where} failed: {reason}")
+
+    def _probe(self) -> ClientError | None:
+        try:
+            self.client.list_objects_v2(Bucket=self.bucket, MaxKeys=1)
+        except ClientError as error:
+            return error
+        except BotoCoreError:
+            return None
+        return None
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _botocore_cause(error: BaseException) -> Exception | None:
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, (ClientError, BotoCoreError)):
+            return error
+        last = getattr(error, "last_exception", None)  # boto3's RetriesExceededError
+        if isinstance(last, (ClientError, BotoCoreError)):
+            return last
+        error = error.__cause__ or error.__context__
+    return None
