@@ -1,6 +1,7 @@
 """Shared fixtures: one Spark session and (see s3_server.py) one S3 server per test session."""
 
 import os
+import uuid
 
 import pytest
 
@@ -17,3 +18,41 @@ def spark_resource():
 @pytest.fixture(scope="session")
 def spark(spark_resource):
     return spark_resource.spark_session
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """One SeaweedFS S3 for the session; random ports and credentials, killed even if pytest dies."""
+    from lake_assets_tests.s3_server import SeaweedS3
+
+    server = SeaweedS3().start()
+    yield server
+    server.stop()
+
+
+# Variables that would point boto3 elsewhere than the test server, or at other credentials.
+_FOREIGN_AWS_VARS = ("AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_DEFAULT_REGION")
+
+
+@pytest.fixture
+def s3_lake_root(s3_server, monkeypatch):
+    """`s3://<fresh bucket>/lake`, with this test's AWS_* environment pointing at the test server."""
+    bucket = f"lake-test-{uuid.uuid4().hex[:12]}"
+    s3_server.create_bucket(bucket)
+    for name in _FOREIGN_AWS_VARS:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    yield f"s3://{bucket}/lake"
+    s3_server.delete_bucket(bucket)  # each bucket holds volumes of its own; the server caps them
+
+
+@pytest.fixture(params=["local", "s3"])
+def storage_backend(request, tmp_path):
+    """The same test on both backends: a local lake folder, and a fresh bucket on the test S3."""
+    from lake_assets.storage import open_storage
+
+    if request.param == "local":
+        return open_storage(str(tmp_path / "lake"))
+    root = request.getfixturevalue("s3_lake_root")
+    return open_storage(root, endpoint_url=os.environ["AWS_ENDPOINT_URL"], region=os.environ["AWS_REGION"])
