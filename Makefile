@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 export SPARK_LOCAL_IP ?= 127.0.0.1
 
-.PHONY: install run test test-fast bench dev clean check-java
+.PHONY: install run test test-fast bench dev clean check-java run-s3 s3-down
 
 $(STAMP): setup.cfg pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "lake_assets needs Python 3.11 or newer (PYTHON=$(PYTHON))")'
@@ -25,6 +25,20 @@ check-java:
 ## Materialise all four assets for today's partition on ./lake with the bundled offline samples.
 run: install check-java
 	$(BIN)/python -m lake_assets.quickstart
+
+## `make run` on a local S3: SeaweedFS on 127.0.0.1:8333 (other ports: SeaweedFS defaults), data kept
+## in .lake-s3/, dev-only credentials lake / lakelakelake, the lake in s3://lake/lake.
+S3_PORT ?= 8333
+S3_ENV  := LAKE_ROOT=s3://lake/lake AWS_ENDPOINT_URL=http://127.0.0.1:$(S3_PORT) AWS_REGION=us-east-1 \
+           AWS_ACCESS_KEY_ID=lake AWS_SECRET_ACCESS_KEY=lakelakelake
+run-s3: install check-java
+	$(BIN)/python -m lake_assets_tests.s3_server up --dir .lake-s3 --port $(S3_PORT) --bucket lake
+	$(S3_ENV) $(MAKE) --no-print-directory run
+	@$(BIN)/python -m lake_assets_tests.s3_server hint --port $(S3_PORT) --bucket lake
+
+## Stop the SeaweedFS of `make run-s3` by the PID it recorded (the data stays in .lake-s3/).
+s3-down:
+	$(BIN)/python -m lake_assets_tests.s3_server down --dir .lake-s3
 
 ## The whole suite, end-to-end tests included.
 test: install check-java

@@ -374,7 +374,11 @@ def browse_hint(s3_port: int, bucket: str) -> str:
   aws cli:  {creds} aws --endpoint-url {endpoint} s3 ls --recursive s3://{bucket}/
   boto3:    boto3.client("s3", endpoint_url="{endpoint}", aws_access_key_id="{DEV_ACCESS_KEY}",
                          aws_secret_access_key="{DEV_SECRET_KEY}", region_name="{REGION}")
-  duckdb:   CREATE SECRET (TYPE s3, KEY_ID '{DEV_ACCESS_KEY}', SECRET '{DEV_SECRET_KEY}', REGION '{REGION}',
+  pyarrow:  s3 = pyarrow.fs.S3FileSystem(access_key="{DEV_ACCESS_KEY}", secret_key="{DEV_SECRET_KEY}",
+                                        endpoint_override="{endpoint}", region="{REGION}")
+            pyarrow.dataset.dataset("{bucket}/lake/trusted/tmdb", filesystem=s3, partitioning="hive").to_table()
+  duckdb:   (needs its httpfs extension: downloaded on first use, so online once)
+            CREATE SECRET (TYPE s3, KEY_ID '{DEV_ACCESS_KEY}', SECRET '{DEV_SECRET_KEY}', REGION '{REGION}',
                            ENDPOINT '127.0.0.1:{s3_port}', URL_STYLE 'path', USE_SSL false);
             SELECT count(*) FROM read_parquet('s3://{bucket}/lake/trusted/filmes/*.parquet');
   filer UI: http://127.0.0.1:{DEV_PORTS['filer.port']}/buckets/{bucket}/
