@@ -13,6 +13,7 @@ import pytest
 from dagster import materialize
 
 from lake_assets.assets import raw, trusted
+from lake_assets.checks import filmes_rows_reconcile_with_raw, tmdb_one_row_per_movie_per_day
 from lake_assets.io_managers import RawZoneIOManager, TrustedParquetIOManager
 from lake_assets.lake import LakeResource
 from lake_assets.storage.publish import MANIFEST
@@ -62,7 +63,7 @@ class Lake:
 
 def _filmes(lake, spark_resource, source="", dialect="AUTO", raise_on_error=True):
     return materialize(
-        [raw.filmes_csv, trusted.filmes],
+        [raw.filmes_csv, trusted.filmes, filmes_rows_reconcile_with_raw],
         resources=_resources(lake, spark_resource),
         run_config={"ops": {"raw__filmes_csv": {"config": {"source_path": str(source)}}, "trusted__filmes": {"config": {"dialect": dialect}}}},
         raise_on_error=raise_on_error,
@@ -95,6 +96,8 @@ def test_filmes_sample_typed_with_rejections_counted(lake, spark_resource):
     assert any("\n" in o for o in overviews) and any('"nunca mais"' in o for o in overviews)
     assert table.column("data_de_lancamento").null_count == 21  # the sample's empty dates
     assert {c.name for c in meta["dagster/column_schema"].columns} == set(table.column_names)
+    (check,) = result.get_asset_check_evaluations()
+    assert check.passed and check.metadata["raw_data_rows"].value == 2000
 
 
 def test_rematerialising_replaces_exactly(lake, spark_resource):
@@ -141,7 +144,7 @@ def test_bad_csv_rows_are_counted_not_dropped(tmp_path, spark_resource):
 
 
 def _tmdb(lake, spark_resource, partition=TODAY):
-    return materialize([raw.tmdb_json, trusted.tmdb], resources=_resources(lake, spark_resource), partition_key=partition)
+    return materialize([raw.tmdb_json, trusted.tmdb, tmdb_one_row_per_movie_per_day], resources=_resources(lake, spark_resource), partition_key=partition)
 
 
 def test_tmdb_partition_from_offline_snapshot(lake, spark_resource):
@@ -162,6 +165,8 @@ def test_tmdb_partition_from_offline_snapshot(lake, spark_resource):
     assert table.schema.field("produtoras").type == pa.list_(pa.string())
     assert "dt" not in table.column_names  # the partition is the folder
     assert "| produtora |" in meta["movies_by_company"] and "| idioma_original |" in meta["movies_by_language"]
+    (check,) = result.get_asset_check_evaluations()
+    assert check.passed and check.metadata["rows"].value == len(ids)
 
 
 def test_duckdb_reads_trusted_tmdb_with_hive_partitioning(tmp_path, spark_resource):
