@@ -20,9 +20,8 @@ from lake_assets.storage.publish import MANIFEST
 from lake_assets.tmdb import TMDBResource
 from lake_assets_tests.sample_filmes import write_filmes_csv
 
+# The programme's real rows live in the shared folder laid beside the checkout (also in CI).
 COMPASS = Path(__file__).resolve().parents[2] / "shared" / "data" / "compass"
-if not COMPASS.is_dir():  # CI lays shared/ beside the clone
-    COMPASS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "compass"
 TODAY = dt.datetime.now(dt.timezone.utc).date().isoformat()
 
 
