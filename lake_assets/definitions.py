@@ -9,6 +9,7 @@ from dagster import Definitions
 from lake_assets.assets import raw, trusted
 from lake_assets.io_managers import RawZoneIOManager, TrustedParquetIOManager
 from lake_assets.lake import lake_resource_from_env
+from lake_assets.sensors import raw_arrivals_sensor
 from lake_assets.spark import spark_resource_from_env
 from lake_assets.tmdb import tmdb_resource_from_env
 
@@ -29,7 +30,7 @@ def resources_from_env() -> dict:
 
 
 def build_definitions() -> Definitions:
-    return Definitions(assets=ASSETS, resources=resources_from_env())
+    return Definitions(assets=ASSETS, sensors=[raw_arrivals_sensor], resources=resources_from_env())
 
 
 defs = build_definitions()

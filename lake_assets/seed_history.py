@@ -1,0 +1,87 @@
+"""Seed a range of historical raw TMDB partitions for a demo, from the bundled offline snapshot.
+
+    python -m lake_assets.seed_history --start 2024-01-01 --days 30      # or: make seed-history
+
+TMDB serves only today's data, so a history has to come from somewhere else; here it is the offline
+snapshot. Each day gets a different subset of the snapshot's movies (between half and all of them,
+chosen from a hash of the date), so row counts differ from day to day and are the same on every
+machine. A day is landed through the raw IO manager, exactly as `raw/tmdb_json` lands it
+(`raw/tmdb/dt=D/part-*.jsonl` and the publish protocol's `_manifest.json`), on the lake that
+`LAKE_ROOT`/`LAKE_RAW_ROOT` name (a folder or S3). No materialisation is recorded: to Dagster these
+files arrived from outside, which is what the raw-arrival sensor and the backfill demo start from.
+"""
+
+import argparse
+import datetime as dt
+import hashlib
+import logging
+import random
+import sys
+
+from dagster import AssetKey, build_output_context
+
+from lake_assets.io_managers import JsonRecords, RawZoneIOManager
+from lake_assets.lake import LakeResource, lake_resource_from_env
+from lake_assets.partitions import daily_partitions
+from lake_assets.tmdb import MAX_PAGE, TMDBResource
+
+RAW_TMDB = AssetKey(["raw", "tmdb_json"])
+RAW_TMDB_PATH = "raw/tmdb"
+MIN_SHARE = 0.5  # the smallest day keeps half of the snapshot's movies
+
+
+def snapshot_records() -> list[dict]:
+    """Every Drama/Romance movie of the bundled snapshot, through the collector's own filter."""
+    return TMDBResource(pages=MAX_PAGE).collect(log=logging.getLogger(__name__)).records
+
+
+def records_for_day(records: list[dict], day: str) -> list[dict]:
+    """A deterministic subset for one date: the same date always gives the same movies."""
+    rng = random.Random(int.from_bytes(hashlib.sha256(day.encode()).digest()[:8], "big"))
+    size = rng.randint(max(1, int(len(records) * MIN_SHARE)), len(records))
+    return sorted(rng.sample(records, size), key=lambda record: record["id"])
+
+
+def seed(lake: LakeResource, start: dt.date, days: int, records: list[dict] | None = None) -> dict[str, int]:
+    """Land `days` daily partitions from `start`; returns {partition key: records landed}."""
+    records = snapshot_records() if records is None else records
+    io_manager = RawZoneIOManager(lake=lake)
+    landed = {}
+    for offset in range(days):
+        day = (start + dt.timedelta(days=offset)).isoformat()
+        if not daily_partitions.has_partition_key(day):
+            raise ValueError(f"{day} is not a daily partition (they start at {daily_partitions.start:%Y-%m-%d} and end today)")
+        day_records = records_for_day(records, day)
+        context = build_output_context(
+            asset_key=RAW_TMDB,
+            partition_key=day,
+            asset_partitions_def=daily_partitions,
+            definition_metadata={"lake_path": RAW_TMDB_PATH},
+        )
+        io_manager.handle_output(context, JsonRecords(day_records))
+        landed[day] = len(day_records)
+    return landed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lake_assets.seed_history", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--start", type=dt.date.fromisoformat, default=dt.date.fromisoformat(daily_partitions.start.strftime("%Y-%m-%d")))
+    parser.add_argument("--days", type=int, default=30)
+    args = parser.parse_args(argv)
+    lake = lake_resource_from_env()
+    landed = seed(lake, args.start, args.days)
+    root = lake.storage("raw").uri(RAW_TMDB_PATH)
+    print(f"seeded {len(landed)} day(s) of raw TMDB history under {root}: {sum(landed.values())} records")
+    for day, count in landed.items():
+        print(f"  dt={day}  {count:>4} records")
+    first, last = min(landed), max(landed)
+    print(
+        "\nNext: turn on raw_arrivals_sensor in the UI (Automation), or backfill trusted/tmdb for these dates "
+        f"(UI: Materialize... > partitions {first}...{last}; CLI: dagster asset materialize -m lake_assets.definitions "
+        f"--select trusted/tmdb --partition-range {first}...{last})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,409 @@
+"""The raw-arrival sensor: raw files that land from outside Dagster become materialisations of the raw
+assets, and runs of the trusted assets that read them.
+
+What it watches (through the `Storage` interface only, so the same code serves a local lake and S3):
+
+- `raw/filmes/filmes.csv`, the one file `raw/filmes_csv` lands and `trusted/filmes` reads. A new or
+  replaced file registers a materialisation of `raw/filmes_csv` and requests `trusted/filmes`.
+- `raw/tmdb/dt=D/*`: new or replaced files register partition D of `raw/tmdb_json` and request
+  partition D of `trusted/tmdb`. Dates that arrive together are requested as one run per
+  contiguous range of dates (`trusted/tmdb` has a single-run backfill policy: a 30-day history is one
+  Spark job, not 30 process starts); a gap in the dates splits the range, because a range run fails
+  on a date that has no raw files.
+
+What a tick lists, so that its cost grows with the new objects, not with the bucket:
+
+- `raw/tmdb/` incrementally: `start_after` is the last key the previous listing of that same prefix
+  returned (never a key computed from a prefix: S3-compatible servers order keys differently across
+  "/" boundaries). Everything it returns is new to the sensor.
+- in full, with the ETag of every object remembered in the cursor: the filmes key and the folders
+  of today's and yesterday's partitions, where files are still expected to change. A replaced file
+  there (same key, new ETag) is seen on the next tick.
+- the whole of `raw/tmdb/` once an hour, and on the first tick. This catches what the incremental
+  listing cannot see: a file added below the high-water mark (an older date's folder) or replaced in
+  an older folder. Without per-object memory for those, an object counts as handled when it is older
+  than the latest materialisation of its raw partition (by a run or by this sensor).
+
+What does not (yet) request a trusted run:
+
+- names starting with `_` or `.` below a partition folder: the publish protocol's `_manifest.json`,
+  `_rejected/`, a writer's temporary files;
+- files the project's own runs wrote: objects not newer than the latest materialisation of their raw
+  partition recorded by a run (the raw IO manager writes the files, then Dagster records the
+  materialisation);
+- files in a raw partition that a queued or running run plans to materialise: they are kept in the
+  cursor and judged again once that run has ended (it is then their writer, or it failed);
+- files younger than one second (S3 reports modification times in whole seconds) wait one tick, so a registration is always certainly later than the files it covers, and a file that lands
+  after it is certainly newer;
+- on the first tick or an hourly rescan, files older than the start of the run that last computed
+  their trusted partition: that run already read them (e.g. history seeded, then backfilled from the
+  UI, then the sensor turned on), so only the raw partition is registered.
+
+The times compared are the storage's modification times and the Dagster instance's event times, so
+the two clocks must agree (NTP) to well within a tick.
+
+Run keys hash the arriving objects (key, ETag, modification time), so a tick evaluated twice from the
+same cursor (a daemon crash before the cursor was saved) requests nothing new. The state lives in the
+sensor's cursor in the Dagster instance, not in an object of the lake; a reset cursor only costs one
+full listing, and the materialisation times above keep it from registering anything twice.
+"""
+
+import datetime as dt
+import hashlib
+import json
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from dagster import (
+    AssetKey,
+    AssetMaterialization,
+    AssetRecordsFilter,
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRunStatus,
+    MetadataValue,
+    RunRequest,
+    RunsFilter,
+    SensorEvaluationContext,
+    SensorResult,
+    partition_loading_context,
+    sensor,
+)
+
+from lake_assets.assets import raw, trusted
+from lake_assets.lake import LakeResource
+from lake_assets.partitions import DtLayout, daily_partitions, dt_path, partition_key_from_path
+from lake_assets.storage import ObjectInfo, Storage
+
+SENSOR_NAME = "raw_arrivals_sensor"
+TICK_INTERVAL_S = 30
+RESCAN_INTERVAL_S = 3600
+# S3 reports LastModified in whole seconds, so a time comparison is only certain beyond this margin.
+# The sensor registers an object only once it is this much older than the tick (a younger one waits
+# one tick): every object it registered is then older than the registration by the margin, and
+# anything that lands after a registration is newer than it minus the margin.
+MODIFIED_RESOLUTION_S = 1.0
+# Dagster's own tags for a run over a range of partitions (what a single-run backfill sets).
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+_ACTIVE_RUN_STATUSES = [
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+    DagsterRunStatus.CANCELING,
+]
+_MAX_FILES_IN_METADATA = 20
+
+
+def _lake_path(asset) -> str:
+    return asset.metadata_by_key[asset.key]["lake_path"]
+
+
+FILMES_KEY = _lake_path(raw.filmes_csv)  # raw/filmes/filmes.csv
+TMDB_PREFIX = _lake_path(raw.tmdb_json) + "/"  # raw/tmdb/
+TRUSTED_OF = {raw.filmes_csv.key: trusted.filmes.key, raw.tmdb_json.key: trusted.tmdb.key}
+
+
+@dataclass(frozen=True, order=True)
+class Target:
+    """One raw asset partition that files land in (partition None: the unpartitioned filmes)."""
+
+    asset_key: AssetKey
+    partition: str | None
+
+    @property
+    def trusted_key(self) -> AssetKey:
+        return TRUSTED_OF[self.asset_key]
+
+
+@dataclass
+class Cursor:
+    after: str | None = None  # last key returned by the incremental listing of raw/tmdb/
+    rescanned_at: float | None = None  # when raw/tmdb/ was last listed in full
+    watched: list[str] = field(default_factory=list)  # prefixes listed in full at the last tick
+    seen: dict[str, str] = field(default_factory=dict)  # key -> ETag within `watched`
+    pending: list[tuple[ObjectInfo, str]] = field(default_factory=list)  # deferred arrivals, and how they were known
+
+    @classmethod
+    def parse(cls, text: str | None) -> "Cursor":
+        if not text:
+            return cls()
+        data = json.loads(text)
+        return cls(
+            after=data["after"],
+            rescanned_at=data["rescanned_at"],
+            watched=data["watched"],
+            seen=data["seen"],
+            pending=[(ObjectInfo(*item[:4]), item[4]) for item in data["pending"]],
+        )
+
+    def dumps(self) -> str:
+        return json.dumps(
+            {
+                "v": 1,
+                "after": self.after,
+                "rescanned_at": self.rescanned_at,
+                "watched": self.watched,
+                "seen": self.seen,
+                "pending": [[o.key, o.size, o.etag, o.modified, how] for o, how in self.pending],
+            },
+            separators=(",", ":"),
+        )
+
+
+# How the sensor knows an object is new: it saw it change (CHANGED), or it has no memory of it and
+# must go by materialisation times (UNKNOWN).
+CHANGED, UNKNOWN = "changed", "unknown"
+
+
+@sensor(
+    name=SENSOR_NAME,
+    target=[trusted.filmes, trusted.tmdb],
+    minimum_interval_seconds=TICK_INTERVAL_S,
+    description=(
+        "Files landed in the raw zone from outside Dagster (raw/filmes/filmes.csv, raw/tmdb/dt=D/) register a "
+        "materialisation of raw/filmes_csv or raw/tmdb_json[D] and request trusted/filmes or trusted/tmdb[D] "
+        "(contiguous dates as one range run). Files the project's own runs wrote are ignored."
+    ),
+)
+def raw_arrivals_sensor(context: SensorEvaluationContext, lake: LakeResource) -> SensorResult:
+    return evaluate(context, lake, now=time.time())
+
+
+def evaluate(context: SensorEvaluationContext, lake: LakeResource, now: float) -> SensorResult:
+    try:
+        cursor = Cursor.parse(context.cursor)
+    except (ValueError, KeyError, TypeError):
+        context.log.warning(f"{SENSOR_NAME}: unreadable cursor, starting over with a full listing")
+        cursor = Cursor()
+    storage = lake.storage("raw")
+    found, cursor = _list(storage, cursor, lake.dt_layout, now)
+
+    by_target: dict[Target, list[tuple[ObjectInfo, str]]] = defaultdict(list)
+    for obj, how in found:
+        target = _target(obj.key, lake.dt_layout)
+        if target is not None:
+            by_target[target].append((obj, how))
+    outside = sorted(t.partition for t in by_target if t.partition is not None and not _is_partition(t.partition, now))
+    if outside:
+        context.log.warning(f"{SENSOR_NAME}: ignored files under {TMDB_PREFIX} for dates outside the daily partitions: {outside[:5]}")
+
+    judge = _Judge(context.instance)
+    events, requests, deferred, registered_only = [], defaultdict(list), [], []
+    for target in sorted(by_target):
+        if target.partition in outside:
+            continue
+        arrivals = judge.arrivals(target, by_target[target])
+        if not arrivals:
+            continue
+        # Still landing (see MODIFIED_RESOLUTION_S), or being written by a run: judged again next tick.
+        if any(obj.modified + MODIFIED_RESOLUTION_S > now for obj, _ in arrivals) or judge.in_flight(target):
+            deferred.extend(arrivals)
+            continue
+        objects = [obj for obj, _ in arrivals]
+        events.append(_materialization(storage, target, objects, lake.dt_layout))
+        if judge.trusted_already_read(target, arrivals):
+            registered_only.append(target)
+        else:
+            requests[target.trusted_key].append((target, objects))
+    cursor.pending = deferred
+
+    run_requests = [request for key, items in sorted(requests.items()) for request in _run_requests(key, items)]
+    if deferred:
+        context.log.info(f"{SENSOR_NAME}: {len(deferred)} file(s) deferred to the next tick: still landing, or a run is materialising their raw partition")
+    if registered_only:
+        context.log.info(
+            f"{SENSOR_NAME}: registered {len(registered_only)} raw partition(s) whose trusted partition was computed "
+            "after the files landed; no run requested for them"
+        )
+    if not events:
+        return SensorResult(skip_reason=f"no new raw files ({len(deferred)} deferred)", cursor=cursor.dumps())
+    return SensorResult(run_requests=run_requests, asset_events=events, cursor=cursor.dumps())
+
+
+def _list(storage: Storage, cursor: Cursor, layout: DtLayout, now: float) -> tuple[list[tuple[ObjectInfo, str]], Cursor]:
+    """The objects this tick must judge, each with how the sensor knows it is new, and the next cursor."""
+    found: dict[str, tuple[ObjectInfo, str]] = {}
+    after = cursor.after
+    rescan = cursor.rescanned_at is None or now - cursor.rescanned_at >= RESCAN_INTERVAL_S
+    if rescan:
+        listing, how = storage.list(TMDB_PREFIX), UNKNOWN
+    else:
+        listing, how = storage.list(TMDB_PREFIX, start_after=cursor.after), CHANGED
+    for obj in listing:
+        found[obj.key] = (obj, how)
+        after = obj.key
+
+    watched = _watched_prefixes(layout, now)
+    seen = {}
+    for prefix in watched:
+        for obj in _list_watched(storage, prefix):
+            seen[obj.key] = obj.etag
+            if prefix in cursor.watched:
+                if cursor.seen.get(obj.key) == obj.etag:
+                    found.pop(obj.key, None)
+                else:
+                    found[obj.key] = (obj, CHANGED)
+            elif obj.key not in found:  # newly watched and not new to the listing above
+                found[obj.key] = (obj, UNKNOWN)
+    for obj, how in cursor.pending:
+        found.setdefault(obj.key, (obj, how))
+
+    next_cursor = Cursor(
+        after=after,
+        rescanned_at=now if rescan else cursor.rescanned_at,
+        watched=watched,
+        seen=seen,
+    )
+    return list(found.values()), next_cursor
+
+
+def _watched_prefixes(layout: DtLayout, now: float) -> list[str]:
+    today = dt.datetime.fromtimestamp(now, dt.timezone.utc).date()
+    days = [(today - dt.timedelta(days=n)).isoformat() for n in (1, 0)]
+    return [FILMES_KEY] + [f"{TMDB_PREFIX}{dt_path(day, layout)}/" for day in days if _is_partition(day, now)]
+
+
+def _list_watched(storage: Storage, prefix: str) -> Iterator[ObjectInfo]:
+    for obj in storage.list(prefix):
+        # The filmes "prefix" is a key: `filmes.csv.bak` also starts with it.
+        if prefix.endswith("/") or obj.key == prefix:
+            yield obj
+
+
+def _is_partition(partition: str, now: float) -> bool:
+    with partition_loading_context(effective_dt=dt.datetime.fromtimestamp(now, dt.timezone.utc)):
+        return daily_partitions.has_partition_key(partition)
+
+
+def _target(key: str, layout: DtLayout) -> Target | None:
+    if key == FILMES_KEY:
+        return Target(raw.filmes_csv.key, None)
+    if not key.startswith(TMDB_PREFIX):
+        return None
+    below_table = key[len(TMDB_PREFIX) :]
+    partition = partition_key_from_path(below_table, layout)
+    if partition is None:
+        return None
+    below_partition = below_table[len(dt_path(partition, layout)) + 1 :]
+    if any(part.startswith(("_", ".")) for part in below_partition.split("/")):
+        return None
+    return Target(raw.tmdb_json.key, partition)
+
+
+class _Judge:
+    """Answers, from the Dagster instance, which listed objects are arrivals and what to do with them."""
+
+    def __init__(self, instance: DagsterInstance):
+        self.instance = instance
+        self._planned: set[tuple[AssetKey, str | None]] | None = None
+
+    def arrivals(self, target: Target, objects: Iterable[tuple[ObjectInfo, str]]) -> list[tuple[ObjectInfo, str]]:
+        latest_any, latest_by_run = self._raw_materialized_at(target)
+        arrivals = []
+        for obj, how in objects:
+            # Written by the project's own run: the run recorded its materialisation after writing.
+            if latest_by_run is not None and obj.modified <= latest_by_run:
+                continue
+            # No memory of this object: it was handled if a materialisation came after it landed.
+            if how == UNKNOWN and latest_any is not None and obj.modified + MODIFIED_RESOLUTION_S <= latest_any:
+                continue
+            arrivals.append((obj, how))
+        return arrivals
+
+    def _raw_materialized_at(self, target: Target) -> tuple[float | None, float | None]:
+        records = self.instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=target.asset_key, asset_partitions=[target.partition] if target.partition else None),
+            limit=10,
+        ).records
+        latest_any = records[0].timestamp if records else None
+        latest_by_run = next((r.timestamp for r in records if r.run_id), None)
+        return latest_any, latest_by_run
+
+    def in_flight(self, target: Target) -> bool:
+        """A queued or running run plans to materialise this raw partition (and may be writing it now)."""
+        if self._planned is None:
+            self._planned = set()
+            for run in self.instance.get_runs(RunsFilter(statuses=_ACTIVE_RUN_STATUSES)):
+                planned = self.instance.get_records_for_run(run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED)
+                for record in planned.records:
+                    data = record.event_log_entry.dagster_event.event_specific_data
+                    if data.partitions_subset is not None:
+                        self._planned.update((data.asset_key, key) for key in data.partitions_subset.get_partition_keys())
+                    else:
+                        self._planned.add((data.asset_key, data.partition))
+        return (target.asset_key, target.partition) in self._planned
+
+    def trusted_already_read(self, target: Target, arrivals: list[tuple[ObjectInfo, str]]) -> bool:
+        """Only for objects the sensor has no memory of: did the latest trusted run start after they landed?"""
+        if any(how == CHANGED for _, how in arrivals):
+            return False
+        records = self.instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=target.trusted_key, asset_partitions=[target.partition] if target.partition else None),
+            limit=1,
+        ).records
+        if not records or not records[0].run_id:
+            return False
+        run = self.instance.get_run_record_by_id(records[0].run_id)
+        started = run.start_time if run else None
+        return started is not None and max(obj.modified for obj, _ in arrivals) + MODIFIED_RESOLUTION_S <= started
+
+
+def _materialization(storage: Storage, target: Target, objects: list[ObjectInfo], layout: DtLayout) -> AssetMaterialization:
+    where = FILMES_KEY if target.partition is None else f"{TMDB_PREFIX}{dt_path(target.partition, layout)}"
+    keys = sorted(obj.key for obj in objects)
+    return AssetMaterialization(
+        asset_key=target.asset_key,
+        partition=target.partition,
+        description=f"{len(objects)} file(s) landed from outside Dagster; registered by {SENSOR_NAME}",
+        metadata={
+            "path": MetadataValue.path(storage.uri(where)),
+            "arrived_files": len(objects),
+            "arrived_bytes": sum(obj.size for obj in objects),
+            "last_modified": MetadataValue.timestamp(max(obj.modified for obj in objects)),
+            "files": MetadataValue.json(keys[:_MAX_FILES_IN_METADATA] + (["…"] if len(keys) > _MAX_FILES_IN_METADATA else [])),
+        },
+    )
+
+
+def _run_requests(trusted_key: AssetKey, items: list[tuple[Target, list[ObjectInfo]]]) -> list[RunRequest]:
+    """One run for the unpartitioned asset; one run per contiguous range of dates for a daily one."""
+    name = trusted_key.to_user_string()
+    if items[0][0].partition is None:
+        objects = [obj for _, objs in items for obj in objs]
+        return [RunRequest(run_key=f"{name}:{_digest(objects)}", asset_selection=[trusted_key])]
+    requests = []
+    for chunk in _contiguous(sorted(items, key=lambda item: item[0].partition)):
+        start, end = chunk[0][0].partition, chunk[-1][0].partition
+        objects = [obj for _, objs in chunk for obj in objs]
+        if start == end:
+            requests.append(RunRequest(run_key=f"{name}:{start}:{_digest(objects)}", asset_selection=[trusted_key], partition_key=start))
+        else:
+            requests.append(
+                RunRequest(
+                    run_key=f"{name}:{start}...{end}:{_digest(objects)}",
+                    asset_selection=[trusted_key],
+                    tags={RANGE_START_TAG: start, RANGE_END_TAG: end},
+                )
+            )
+    return requests
+
+
+def _contiguous(items: list[tuple[Target, list[ObjectInfo]]]) -> Iterator[list[tuple[Target, list[ObjectInfo]]]]:
+    chunk = []
+    for item in items:
+        day = dt.date.fromisoformat(item[0].partition)
+        if chunk and dt.date.fromisoformat(chunk[-1][0].partition) + dt.timedelta(days=1) != day:
+            yield chunk
+            chunk = []
+        chunk.append(item)
+    if chunk:
+        yield chunk
+
+
+def _digest(objects: Iterable[ObjectInfo]) -> str:
+    text = "\n".join(f"{o.key}\t{o.etag}\t{o.modified}" for o in sorted(objects, key=lambda o: o.key))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -1,0 +1,345 @@
+"""The raw-arrival sensor evaluated against a real lake (a local folder and a bucket on the test S3)
+and a real, persistent Dagster instance. `Daemon` does with each tick's result what the sensor
+daemon does: stores the asset events, keeps the cursor, and skips run requests whose run key it has
+already launched."""
+
+import datetime as dt
+import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from dagster import AssetKey, DagsterInstance, SensorResult, build_sensor_context, instance_for_test, materialize
+
+from lake_assets import sensors
+from lake_assets.assets import raw
+from lake_assets.io_managers import RawZoneIOManager
+from lake_assets.lake import LakeResource
+from lake_assets.sensors import RESCAN_INTERVAL_S, raw_arrivals_sensor
+from lake_assets.storage.local import LocalStorage
+from lake_assets.storage.s3 import S3Storage
+from lake_assets.seed_history import seed
+from lake_assets.tmdb import TMDBResource
+
+RAW_TMDB, RAW_FILMES = AssetKey(["raw", "tmdb_json"]), AssetKey(["raw", "filmes_csv"])
+TRUSTED_TMDB, TRUSTED_FILMES = AssetKey(["trusted", "tmdb"]), AssetKey(["trusted", "filmes"])
+TODAY = dt.datetime.now(dt.timezone.utc).date().isoformat()
+RECORDS = [{"id": i, "title": f"movie {i}"} for i in range(1, 41)]
+
+
+@pytest.fixture(params=["local", "s3"])
+def lake(request, tmp_path) -> LakeResource:
+    if request.param == "local":
+        return LakeResource(root=str(tmp_path / "lake"))
+    root = request.getfixturevalue("s3_lake_root")
+    return LakeResource(root=root, s3_endpoint_url=os.environ["AWS_ENDPOINT_URL"], s3_region=os.environ["AWS_REGION"], s3_path_style=True)
+
+
+@pytest.fixture
+def instance():
+    with instance_for_test() as instance:
+        yield instance
+
+
+@pytest.fixture
+def listings(monkeypatch):
+    """Every Storage.list call of both backends: prefix, start_after and how many objects it returned."""
+    calls = []
+
+    def count(cls):
+        original = cls.list
+
+        def counted(self, prefix, start_after=None):
+            call = {"prefix": prefix, "start_after": start_after, "objects": 0}
+            calls.append(call)
+            for obj in original(self, prefix, start_after):
+                call["objects"] += 1
+                yield obj
+
+        monkeypatch.setattr(cls, "list", counted)
+
+    count(LocalStorage)
+    count(S3Storage)
+    return calls
+
+
+class Daemon:
+    def __init__(self, instance: DagsterInstance, lake: LakeResource):
+        self.instance, self.lake = instance, lake
+        self.cursor: str | None = None
+        self.launched: dict[str, object] = {}  # run key -> request
+
+    def evaluate(self, cursor: str | None = None) -> SensorResult:
+        context = build_sensor_context(instance=self.instance, cursor=cursor, resources={"lake": self.lake}, sensor_name=sensors.SENSOR_NAME)
+        return raw_arrivals_sensor(context)
+
+    def tick(self) -> tuple[list, list]:
+        """(asset events stored, run requests launched) by one tick."""
+        result = self.evaluate(self.cursor)
+        for event in result.asset_events:
+            self.instance.report_runless_asset_event(event)
+        self.cursor = result.cursor
+        launched = [r for r in result.run_requests or [] if r.run_key not in self.launched]
+        self.launched.update((r.run_key, r) for r in launched)
+        return list(result.asset_events), launched
+
+
+def settle():
+    """Wait until what was just written is old enough to register (see MODIFIED_RESOLUTION_S)."""
+    time.sleep(sensors.MODIFIED_RESOLUTION_S)
+
+
+def _partitions(events, key=RAW_TMDB):
+    return sorted(e.partition for e in events if e.asset_key == key)
+
+
+def _targets(requests):
+    """Each request as (asset, partition or 'start...end' or None)."""
+    out = []
+    for r in requests:
+        (key,) = r.asset_selection
+        span = r.partition_key or (
+            f"{r.tags[sensors.RANGE_START_TAG]}...{r.tags[sensors.RANGE_END_TAG]}" if sensors.RANGE_START_TAG in r.tags else None
+        )
+        out.append((key.to_user_string(), span))
+    return sorted(out, key=str)
+
+
+def _own_raw_tmdb_run(instance, lake, partition, io_manager=None):
+    """raw/tmdb_json materialised by the project itself (the offline snapshot, no Spark)."""
+    return materialize(
+        [raw.tmdb_json],
+        partition_key=partition,
+        instance=instance,
+        resources={"lake": lake, "tmdb": TMDBResource(), "raw_io_manager": io_manager or RawZoneIOManager(lake=lake)},
+        run_config={"ops": {"raw__tmdb_json": {"config": {"allow_past_date": True}}}},
+    )
+
+
+def test_external_history_registers_each_date_and_requests_contiguous_ranges(lake, instance):
+    seed(lake, dt.date(2024, 1, 1), 3, RECORDS)
+    seed(lake, dt.date(2024, 1, 5), 1, RECORDS)
+    settle()
+    daemon = Daemon(instance, lake)
+
+    events, requests = daemon.tick()
+
+    assert _partitions(events) == ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-05"]
+    # The gap at 01-04 splits the range: a range run fails on a date without raw files.
+    assert _targets(requests) == [("trusted/tmdb", "2024-01-01...2024-01-03"), ("trusted/tmdb", "2024-01-05")]
+    metadata = {e.partition: e.metadata for e in events}
+    assert metadata["2024-01-05"]["arrived_files"].value == 1  # 40 records, one JSONL file; the manifest is not data
+    assert metadata["2024-01-05"]["path"].value.endswith("raw/tmdb/dt=2024-01-05")
+    assert daemon.tick() == ([], [])
+
+    seed(lake, dt.date(2024, 1, 6), 1, RECORDS)  # beyond the high-water mark
+    settle()
+    events, requests = daemon.tick()
+    assert _partitions(events) == ["2024-01-06"]
+    assert _targets(requests) == [("trusted/tmdb", "2024-01-06")]
+
+
+def test_files_younger_than_the_time_resolution_wait_one_tick(lake, instance):
+    lake.storage("raw").put_bytes(b'{"id": 1}\n', "raw/tmdb/dt=2024-01-01/a.jsonl")
+    (obj,) = lake.storage("raw").list("raw/tmdb/")
+    context = build_sensor_context(instance=instance, resources={"lake": lake})
+
+    young = sensors.evaluate(context, lake, now=obj.modified + sensors.MODIFIED_RESOLUTION_S / 2)
+    assert young.asset_events == [] and json.loads(young.cursor)["pending"][0][0] == obj.key
+
+    context = build_sensor_context(instance=instance, resources={"lake": lake}, cursor=young.cursor)
+    settled = sensors.evaluate(context, lake, now=obj.modified + sensors.MODIFIED_RESOLUTION_S)
+    assert _partitions(settled.asset_events) == ["2024-01-01"] and len(settled.run_requests) == 1
+    assert json.loads(settled.cursor)["pending"] == []
+
+
+def test_filmes_csv_new_and_replaced(lake, instance):
+    storage = lake.storage("raw")
+    daemon = Daemon(instance, lake)
+    assert daemon.tick() == ([], [])
+
+    storage.put_bytes(b"id,titulo\n1,a\n", "raw/filmes/filmes.csv")
+    storage.put_bytes(b"not watched", "raw/filmes/filmes.csv.bak")
+    settle()
+    events, requests = daemon.tick()
+    assert [(e.asset_key, e.partition) for e in events] == [(RAW_FILMES, None)]
+    assert _targets(requests) == [("trusted/filmes", None)]
+    assert daemon.tick() == ([], [])
+
+    storage.put_bytes(b"id,titulo\n1,b\n", "raw/filmes/filmes.csv")  # same key, same size, new content
+    settle()
+    events, requests = daemon.tick()
+    assert [(e.asset_key, e.partition) for e in events] == [(RAW_FILMES, None)]
+    assert _targets(requests) == [("trusted/filmes", None)]
+    assert daemon.tick() == ([], [])
+
+
+def test_replaced_and_added_files_in_todays_partition(lake, instance):
+    storage = lake.storage("raw")
+    folder = f"raw/tmdb/dt={TODAY}"
+    storage.put_bytes(b'{"id": 1}\n', f"{folder}/b.jsonl")
+    settle()
+    daemon = Daemon(instance, lake)
+    events, requests = daemon.tick()
+    assert _partitions(events) == [TODAY] and _targets(requests) == [("trusted/tmdb", TODAY)]
+
+    storage.put_bytes(b'{"id": 2}\n', f"{folder}/b.jsonl")  # replaced: same key and size
+    settle()
+    events, requests = daemon.tick()
+    assert _partitions(events) == [TODAY] and _targets(requests) == [("trusted/tmdb", TODAY)]
+
+    storage.put_bytes(b'{"id": 3}\n', f"{folder}/a.jsonl")  # sorts below the high-water mark
+    storage.put_bytes(b"{}", f"{folder}/_manifest.json")  # `_` names are never data
+    settle()
+    events, requests = daemon.tick()
+    assert _partitions(events) == [TODAY]
+    assert events[0].metadata["files"].value == [f"{folder}/a.jsonl"]
+    assert daemon.tick() == ([], [])
+    assert len(daemon.launched) == 3
+
+
+def test_files_below_the_high_water_mark_are_found_by_the_hourly_rescan(lake, instance):
+    seed(lake, dt.date(2024, 1, 1), 1, RECORDS)
+    seed(lake, dt.date(2024, 1, 10), 1, RECORDS)
+    settle()
+    daemon = Daemon(instance, lake)
+    daemon.tick()
+    storage = lake.storage("raw")
+    storage.put_bytes(b'{"id": 7}\n', "raw/tmdb/dt=2024-01-05/late.jsonl")  # an older date: below the mark
+    storage.put_bytes(b'{"id": 8}\n', "raw/tmdb/dt=2024-01-01/part-00000-late.jsonl")
+
+    assert daemon.tick() == ([], [])  # incremental: not seen yet
+
+    settle()
+    cursor = json.loads(daemon.cursor)
+    cursor["rescanned_at"] -= RESCAN_INTERVAL_S
+    daemon.cursor = json.dumps(cursor)
+    events, requests = daemon.tick()
+    assert _partitions(events) == ["2024-01-01", "2024-01-05"]
+    assert _targets(requests) == [("trusted/tmdb", "2024-01-01"), ("trusted/tmdb", "2024-01-05")]
+    assert daemon.tick() == ([], [])
+
+
+def test_own_runs_do_not_trigger_even_mid_run(lake, instance):
+    """The project's own raw run: files written, then the materialisation recorded. A tick in between
+    defers them; ticks after it ignore them, on the first tick and after re-materialisation alike."""
+    daemon = Daemon(instance, lake)
+    mid_run = []
+
+    class TickAfterWrite(RawZoneIOManager):
+        def handle_output(self, context, obj):
+            super().handle_output(context, obj)
+            mid_run.append(daemon.tick())
+
+    assert _own_raw_tmdb_run(instance, lake, TODAY, TickAfterWrite(lake=lake)).success
+    assert mid_run == [([], [])]
+    assert json.loads(daemon.cursor)["pending"]  # written, deferred behind the running run
+    assert daemon.tick() == ([], [])
+    assert json.loads(daemon.cursor)["pending"] == []
+
+    assert _own_raw_tmdb_run(instance, lake, TODAY).success  # replaces today's files
+    assert _own_raw_tmdb_run(instance, lake, "2024-02-01").success  # beyond the high-water mark
+    assert daemon.tick() == ([], [])
+    assert Daemon(instance, lake).tick() == ([], [])  # a fresh cursor judges by materialisation times
+
+    lake.storage("raw").put_bytes(b'{"id": 1}\n', f"raw/tmdb/dt={TODAY}/extra.jsonl")  # someone else's file
+    settle()
+    events, requests = daemon.tick()
+    assert _partitions(events) == [TODAY] and _targets(requests) == [("trusted/tmdb", TODAY)]
+
+
+def test_run_keys_make_a_repeated_tick_idempotent(lake, instance):
+    seed(lake, dt.date(2024, 1, 1), 2, RECORDS)
+    settle()
+    daemon = Daemon(instance, lake)
+    first = daemon.evaluate(None)
+    again = daemon.evaluate(None)
+    assert len(first.run_requests) == 1
+    assert [r.run_key for r in first.run_requests] == [r.run_key for r in again.run_requests]
+
+    # The daemon launched the first result's runs, then died before storing its events and cursor:
+    # the next tick registers the partitions, and its run request is the one already launched.
+    daemon.launched = {r.run_key: r for r in first.run_requests}
+    events, launched = daemon.tick()
+    assert _partitions(events) == ["2024-01-01", "2024-01-02"] and launched == []
+
+
+def test_reset_or_unreadable_cursor_registers_nothing_twice(lake, instance):
+    seed(lake, dt.date(2024, 1, 1), 2, RECORDS)
+    lake.storage("raw").put_bytes(b"id\n1\n", "raw/filmes/filmes.csv")
+    settle()
+    daemon = Daemon(instance, lake)
+    events, requests = daemon.tick()
+    assert len(events) == 3 and len(requests) == 2
+
+    for cursor in (None, "not json", '{"v": 1}'):
+        daemon.cursor = cursor
+        assert daemon.tick() == ([], [])
+    # and the state it rebuilt still sees the next arrival
+    seed(lake, dt.date(2024, 1, 3), 1, RECORDS)
+    settle()
+    events, _ = daemon.tick()
+    assert _partitions(events) == ["2024-01-03"]
+
+
+def test_first_tick_after_a_backfill_registers_raw_but_requests_no_rerun(lake, instance):
+    """History seeded, trusted/tmdb backfilled from the UI, then the sensor turned on: the backfill
+    already read those files, so the raw partitions are registered and no run is requested."""
+    from dagster import BackfillPolicy, asset
+
+    from lake_assets.partitions import daily_partitions
+
+    seed(lake, dt.date(2024, 1, 1), 3, RECORDS)
+
+    @asset(key=TRUSTED_TMDB, partitions_def=daily_partitions, backfill_policy=BackfillPolicy.single_run())
+    def stand_in_for_trusted_tmdb() -> None:  # records materialisations without Spark
+        return None
+
+    settle()  # the backfill starts after the files landed, by more than S3's one-second resolution
+    materialize(
+        [stand_in_for_trusted_tmdb],
+        instance=instance,
+        tags={sensors.RANGE_START_TAG: "2024-01-01", sensors.RANGE_END_TAG: "2024-01-02"},
+    )
+    events, requests = Daemon(instance, lake).tick()
+    assert _partitions(events) == ["2024-01-01", "2024-01-02", "2024-01-03"]
+    assert _targets(requests) == [("trusted/tmdb", "2024-01-03")]
+
+
+def _fill(storage, days: int, per_day: int) -> None:
+    start = dt.date(2024, 1, 1)
+    keys = [f"raw/tmdb/dt={(start + dt.timedelta(days=d)).isoformat()}/part-{n:05d}.jsonl" for d in range(days) for n in range(per_day)]
+    with ThreadPoolExecutor(16 if isinstance(storage, S3Storage) else 1) as pool:
+        list(pool.map(lambda key: storage.put_bytes(b'{"id": 1}\n', key), keys))
+
+
+def test_a_tick_after_the_first_reads_only_new_objects(lake, instance, listings):
+    """20,000 objects on the local lake; 2,000 on S3, where this server takes ~80 s to take 20,000 PUTs
+    on two cores (bench/bench_backfill_sensor.py times ticks on 20,000 S3 objects)."""
+    days = 200 if lake.root.startswith("/") else 20
+    storage = lake.storage("raw")
+    _fill(storage, days=days, per_day=100)
+    settle()
+    daemon = Daemon(instance, lake)
+    events, requests = daemon.tick()
+    last_day = (dt.date(2024, 1, 1) + dt.timedelta(days=days - 1)).isoformat()
+    assert len(events) == days and _targets(requests) == [("trusted/tmdb", f"2024-01-01...{last_day}")]
+    assert sum(c["objects"] for c in listings) == days * 100
+
+    listings.clear()
+    new_day = (dt.date(2024, 1, 1) + dt.timedelta(days=days)).isoformat()
+    storage.put_bytes(b'{"id": 1}\n', f"raw/tmdb/dt={new_day}/a.jsonl")
+    storage.put_bytes(b'{"id": 1}\n', f"raw/tmdb/dt={new_day}/b.jsonl")
+    settle()
+    events, requests = daemon.tick()
+    assert _partitions(events) == [new_day] and _targets(requests) == [("trusted/tmdb", new_day)]
+    # one incremental listing of raw/tmdb/, plus the filmes key and today's and yesterday's folders
+    assert len(listings) == 4
+    assert sum(c["objects"] for c in listings) == 2
+    (incremental,) = [c for c in listings if c["prefix"] == "raw/tmdb/"]
+    assert incremental["start_after"] == f"raw/tmdb/dt={last_day}/part-00099.jsonl"
+
+    listings.clear()
+    assert daemon.tick() == ([], [])
+    assert sum(c["objects"] for c in listings) == 0
