@@ -77,21 +77,6 @@ def test_list_crosses_pages_resumes_after_any_listed_key_and_deletes_in_batches(
     storage.delete([])
 
 
-@pytest.mark.parametrize(
-    "storage_backend",
-    [
-        pytest.param(
-            "local",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="LocalStorage.list yields a folder's files before its subfolders but filters "
-                "start_after lexicographically, so a cursor from its own listing skips keys",
-            ),
-        ),
-        "s3",
-    ],
-    indirect=True,
-)
 def test_start_after_resumes_across_folder_boundaries(storage_backend):
     # SeaweedFS orders `a/b/1` before `a/b-c`, AWS the other way round: a cursor is only ever a key
     # the same backend listed, and resuming after it must give exactly the rest of that listing.

@@ -3,7 +3,15 @@
 from lake_assets.storage.base import ObjectInfo, Storage
 from lake_assets.storage.local import LocalStorage
 
-__all__ = ["ObjectInfo", "Storage", "LocalStorage", "open_storage"]
+__all__ = ["ObjectInfo", "Storage", "LocalStorage", "LakeStorageError", "open_storage"]
+
+
+def __getattr__(name: str):
+    if name == "LakeStorageError":  # lives with boto3, which is imported only when S3 is used
+        from lake_assets.storage.s3 import LakeStorageError
+
+        return LakeStorageError
+    raise AttributeError(name)
 
 
 def open_storage(root: str, **s3_options) -> Storage:

@@ -49,21 +49,25 @@ class LocalStorage(Storage):
         shutil.copyfile(self._path(key), local_path)
 
     def list(self, prefix: str, start_after: str | None = None) -> Iterator[ObjectInfo]:
-        # Walk only the deepest folder that the prefix names, not the whole lake.
+        # Walk only the deepest folder that the prefix names, not the whole lake; yield in plain key
+        # order, as S3 does, so that `start_after` = the last key seen resumes the same listing.
         folder = self._path(prefix.rsplit("/", 1)[0]) if "/" in prefix else self.root
         if not folder.is_dir():
             return
-        for dirpath, dirnames, filenames in os.walk(folder):
-            dirnames.sort()
-            for name in sorted(filenames):
+        found = []
+        for dirpath, _, filenames in os.walk(folder):
+            for name in filenames:
                 if name.startswith(".") and name.endswith(".tmp"):
                     continue  # another writer's object in flight
-                path = Path(dirpath) / name
-                key = path.relative_to(self.root).as_posix()
-                if not key.startswith(prefix) or (start_after is not None and key <= start_after):
-                    continue
-                stat = path.stat()
-                yield ObjectInfo(key, stat.st_size, f"{stat.st_mtime_ns}-{stat.st_size}", stat.st_mtime)
+                key = (Path(dirpath) / name).relative_to(self.root).as_posix()
+                if key.startswith(prefix) and (start_after is None or key > start_after):
+                    found.append(key)
+        for key in sorted(found):
+            try:
+                stat = self._path(key).stat()
+            except FileNotFoundError:
+                continue  # deleted since the walk
+            yield ObjectInfo(key, stat.st_size, f"{stat.st_mtime_ns}-{stat.st_size}", stat.st_mtime)
 
     def delete(self, keys: Iterable[str]) -> None:
         for key in keys:

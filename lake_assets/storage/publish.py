@@ -23,7 +23,7 @@ import json
 import time
 import uuid
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,8 +52,7 @@ def publish(storage: Storage, prefix: str, files: Mapping[str, Path]) -> Publish
     if clash:
         raise ValueError(f"publish to {storage.uri(prefix)}: new file names must differ from committed ones: {sorted(clash)[:3]}")
 
-    with ThreadPoolExecutor(_UPLOAD_THREADS) as pool:
-        list(pool.map(lambda item: storage.put_file(item[1], item[0]), new_keys.items()))
+    _upload_all(storage, new_keys)
 
     version = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
     sizes = {key: path.stat().st_size for key, path in new_keys.items()}
@@ -66,6 +65,17 @@ def publish(storage: Storage, prefix: str, files: Mapping[str, Path]) -> Publish
     keep = set(new_keys) | {f"{prefix}/{MANIFEST}"}
     storage.delete([obj.key for obj in storage.list(f"{prefix}/") if obj.key not in keep])
     return Published(prefix, version, sorted(new_keys), sum(sizes.values()))
+
+
+def _upload_all(storage: Storage, files: Mapping[str, Path]) -> None:
+    """Upload in parallel; on the first failure, cancel what has not started and raise it."""
+    with ThreadPoolExecutor(_UPLOAD_THREADS) as pool:
+        futures = [pool.submit(storage.put_file, path, key) for key, path in files.items()]
+        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        for future in pending:
+            future.cancel()
+        for future in done:
+            future.result()
 
 
 def committed_keys(storage: Storage, prefix: str) -> list[str] | None:
