@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 export SPARK_LOCAL_IP ?= 127.0.0.1
 
-.PHONY: install run test test-fast bench dev clean check-java run-s3 s3-down
+.PHONY: install run test test-fast bench dev clean check-java run-s3 s3-down spark-up spark-down seed-history
 
 $(STAMP): setup.cfg pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "lake_assets needs Python 3.11 or newer (PYTHON=$(PYTHON))")'
@@ -39,6 +39,23 @@ run-s3: install check-java
 ## Stop the SeaweedFS of `make run-s3` by the PID it recorded (the data stays in .lake-s3/).
 s3-down:
 	$(BIN)/python -m lake_assets_tests.s3_server down --dir .lake-s3
+
+## The Dagster UI and daemon on http://127.0.0.1:3000 with a warm Spark Connect server (DAGSTER_HOME=.dagster_home,
+## Spark state in .spark/); Ctrl-C stops both. The lake is LAKE_ROOT (default ./lake).
+dev: install check-java
+	$(BIN)/python -m lake_assets.devserver dev
+
+## Only the Spark Connect server of `make dev` (sc://127.0.0.1:15002), left running for CLI runs; spark-down stops it.
+spark-up: install check-java
+	$(BIN)/python -m lake_assets.devserver spark-up
+spark-down:
+	$(BIN)/python -m lake_assets.devserver spark-down
+
+## DAYS days of raw TMDB history from START, from the offline snapshot, in LAKE_ROOT (for the backfill and sensor demo).
+START ?= 2024-01-01
+DAYS  ?= 30
+seed-history: install
+	$(BIN)/python -m lake_assets.seed_history --start $(START) --days $(DAYS)
 
 ## The whole suite, end-to-end tests included.
 test: install check-java

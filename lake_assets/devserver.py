@@ -1,0 +1,255 @@
+"""The local development services: a warm Spark Connect server and `dagster dev` (UI + daemon).
+
+    python -m lake_assets.devserver dev          # make dev: both, until Ctrl-C / SIGTERM stops both
+    python -m lake_assets.devserver spark-up     # make spark-up: only Spark Connect, left running
+    python -m lake_assets.devserver spark-down   # make spark-down
+
+A classic Spark session costs every run 5-6 s of JVM start; against a warm Connect server a daily
+partition's run takes about a second of Spark. The server is the one bundled with the pyspark
+package (`sbin/start-connect-server.sh`), bound to 127.0.0.1, with its logs, pid file, temporary
+files and warehouse under `.spark/` in the project. Dagster runs with `DAGSTER_HOME=.dagster_home`
+(the project's `dagster.yaml` is copied there) and `SPARK_REMOTE` pointing at the server.
+
+`dagster dev` runs in a process group of its own and is stopped as a group; the Spark server is
+stopped through its pid file (`stop-connect-server.sh`), and killed if it has not exited in time.
+"""
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyspark
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+SPARK_HOME = Path(pyspark.__file__).resolve().parent
+CONNECT_PORT = 15002
+UI_PORT = 3000
+_CONNECT_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
+_IDENT = "lake_assets"  # names the pid file: spark-lake_assets-<class>-1.pid
+
+
+class SparkConnectServer:
+    """One Spark Connect server whose state (logs, pid file, temp, warehouse) lives in `home`."""
+
+    def __init__(self, home: Path, port: int = CONNECT_PORT, driver_memory: str = "2g"):
+        self.home = Path(home).resolve()
+        self.port = port
+        self.driver_memory = driver_memory
+
+    @property
+    def remote(self) -> str:
+        return f"sc://127.0.0.1:{self.port}"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.home / "pids" / f"spark-{_IDENT}-{_CONNECT_CLASS}-1.pid"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home / "logs"
+
+    def pid(self) -> int | None:
+        """The server's JVM, if the pid file names a live `java` process."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+            comm = Path(f"/proc/{pid}/comm").read_text().strip()
+        except (OSError, ValueError):
+            return None
+        return pid if comm == "java" else None
+
+    def _env(self) -> dict[str, str]:
+        conf_dir = self.home / "conf"  # empty: no spark-defaults.conf or log4j file from elsewhere
+        for sub in ("conf", "logs", "pids", "tmp", "local", "warehouse"):
+            (self.home / sub).mkdir(parents=True, exist_ok=True)
+        return {
+            **os.environ,
+            "SPARK_HOME": str(SPARK_HOME),
+            "SPARK_CONF_DIR": str(conf_dir),
+            "SPARK_LOG_DIR": str(self.log_dir),
+            "SPARK_PID_DIR": str(self.home / "pids"),
+            "SPARK_IDENT_STRING": _IDENT,
+            "SPARK_LOCAL_IP": "127.0.0.1",
+            "PYSPARK_PYTHON": sys.executable,
+        }
+
+    def start(self, timeout: float = 120) -> bool:
+        """Start the server and wait until its port accepts connections. False if it was already running."""
+        if self.pid() is not None and _port_open(self.port):
+            return False
+        if _port_open(self.port):
+            raise RuntimeError(f"port {self.port} is in use by another process: stop it, or choose another port")
+        home = self.home
+        command = [
+            str(SPARK_HOME / "sbin" / "start-connect-server.sh"),
+            "--master", "local[2]",
+            "--driver-memory", self.driver_memory,
+            # Without this the JVM leaves its scratch directories in /tmp.
+            "--driver-java-options", f"-Djava.io.tmpdir={home / 'tmp'}",
+            "--conf", "spark.connect.grpc.binding.address=127.0.0.1",
+            "--conf", f"spark.connect.grpc.binding.port={self.port}",
+            "--conf", "spark.ui.enabled=false",
+            "--conf", f"spark.sql.warehouse.dir={home / 'warehouse'}",
+            "--conf", f"spark.local.dir={home / 'local'}",
+            "--conf", "spark.sql.session.timeZone=UTC",
+        ]
+        # A session of its own, so a Ctrl-C meant for `make dev` reaches the JVM only through stop().
+        subprocess.run(command, env=self._env(), cwd=home, check=True, start_new_session=True, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while not _port_open(self.port):
+            if self.pid() is None:
+                raise RuntimeError(f"Spark Connect server exited at start; see the logs in {self.log_dir}:\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise TimeoutError(f"Spark Connect server not listening on {self.port} after {timeout:.0f}s; logs in {self.log_dir}")
+            time.sleep(0.25)
+        return True
+
+    def stop(self, timeout: float = 30) -> None:
+        pid = self.pid()
+        if pid is None:
+            return
+        subprocess.run(
+            [str(SPARK_HOME / "sbin" / "stop-connect-server.sh")], env=self._env(), check=False, stdout=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + timeout
+        while _alive(pid):
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                break
+            time.sleep(0.2)
+        self.pid_file.unlink(missing_ok=True)
+
+    def log_tail(self, lines: int = 20) -> str:
+        logs = sorted(self.log_dir.glob("*.out"), key=lambda p: p.stat().st_mtime)
+        return "\n".join(logs[-1].read_text(errors="replace").splitlines()[-lines:]) if logs else ""
+
+
+def _port_open(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped by its parent) has stopped serving.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def prepare_dagster_home(home: Path) -> Path:
+    """DAGSTER_HOME with the project's dagster.yaml (copied each time, so edits take effect)."""
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(PROJECT_DIR / "dagster.yaml", home / "dagster.yaml")
+    return home
+
+
+def start_dagster_dev(dagster_home: Path, env: dict[str, str], port: int, cwd: Path = PROJECT_DIR, log=None) -> subprocess.Popen:
+    """`dagster dev` (webserver + daemon + code server) in a process group of its own."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT_DIR / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
+        env={**env, "DAGSTER_HOME": str(dagster_home)},
+        cwd=cwd,
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT if log is not None else None,
+    )
+
+
+def stop_process_group(process: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGTERM the whole group (dagster dev, its webserver, daemon, code server and runs), then SIGKILL."""
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        pass
+    try:  # children that outlived the group leader, or all of them after the timeout
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
+
+
+def dev(port: int) -> int:
+    # Our own handlers for both signals: Ctrl-C and SIGTERM stop everything below, and the children
+    # start with default dispositions even when this process inherited "ignore SIGINT" (a bare `&`).
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    spark = SparkConnectServer(PROJECT_DIR / ".spark")
+    spark_was_running = spark.pid() is not None and _port_open(spark.port)
+    dagster = None
+    code = 0
+    try:
+        if spark_was_running:
+            print(f"Spark Connect already running (pid {spark.pid()}) on {spark.remote}; it stays up after this (make spark-down)", flush=True)
+        else:
+            print(f"Starting Spark Connect on {spark.remote} (logs in {spark.log_dir}) ...", flush=True)
+            spark.start()
+        home = prepare_dagster_home(PROJECT_DIR / ".dagster_home")
+        print(
+            f"Dagster UI on http://127.0.0.1:{port}, DAGSTER_HOME={home} (a copy of ./dagster.yaml: dagster's warning "
+            "about ./dagster.yaml not being used refers to the original); Ctrl-C stops everything",
+            flush=True,
+        )
+        dagster = start_dagster_dev(home, {**os.environ, "SPARK_REMOTE": spark.remote}, port)
+        code = dagster.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the cleanup
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if dagster is not None:
+            print("Stopping dagster dev ...", flush=True)
+            stop_process_group(dagster)
+        if not spark_was_running:
+            print("Stopping Spark Connect ...", flush=True)
+            spark.stop()
+    return code
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lake_assets.devserver", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    dev_parser = commands.add_parser("dev", help="Spark Connect + dagster dev until Ctrl-C")
+    dev_parser.add_argument("--port", type=int, default=int(os.environ.get("DAGSTER_PORT", UI_PORT)))
+    commands.add_parser("spark-up", help="start the Spark Connect server and leave it running")
+    commands.add_parser("spark-down", help="stop the Spark Connect server started by spark-up")
+    args = parser.parse_args(argv)
+    if args.command == "dev":
+        return dev(args.port)
+    spark = SparkConnectServer(PROJECT_DIR / ".spark")
+    if args.command == "spark-up":
+        state = "started" if spark.start() else "already running"
+        print(f"Spark Connect {state} (pid {spark.pid()}) on {spark.remote}; logs in {spark.log_dir}")
+        print(f"Use it: export SPARK_REMOTE={spark.remote}")
+    else:
+        pid = spark.pid()
+        spark.stop()
+        print(f"Spark Connect (pid {pid}) stopped" if pid else "Spark Connect was not running")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
