@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 from dagster import (
     ConfigurableIOManager,
@@ -31,7 +32,7 @@ from lake_assets.lake import LakeResource
 from lake_assets.partitions import dt_path, partition_key_from_path
 from lake_assets.spark import SparkResource
 from lake_assets.storage import Storage
-from lake_assets.storage.publish import MANIFEST, committed_keys, publish
+from lake_assets.storage.publish import MANIFEST, StoredFile, committed_keys, publish
 
 JSONL_RECORDS_PER_FILE = 100  # the raw zone's convention: at most 100 records a file
 
@@ -186,36 +187,38 @@ class TrustedParquetIOManager(ConfigurableIOManager):
         table = obj if isinstance(obj, SparkTable) else SparkTable(obj)
         lake_path = _lake_path(context)
         storage = self.lake.storage(_zone(lake_path))
-        staging = _Staging.new_dir("trusted-out")
+        stage = _SparkStage(storage)
         try:
             if context.has_asset_partitions:
-                metadata = self._publish_partitions(context, storage, lake_path, table, staging)
+                metadata = self._publish_partitions(context, storage, lake_path, table, stage)
             else:
-                metadata = self._publish_table(storage, lake_path, table, staging)
+                metadata = self._publish_table(storage, lake_path, table, stage)
         finally:
             for df in table.cached:
                 df.unpersist()
-            shutil.rmtree(staging, ignore_errors=True)
+            stage.close()
         context.add_output_metadata(metadata)
 
-    def _publish_table(self, storage: Storage, lake_path: str, table: SparkTable, staging: Path) -> dict:
-        files = _write_parquet(table.data, staging / "data")
-        rejected = _write_parquet(table.rejected, staging / "rejected") if table.rejected is not None else {}
-        published = publish(storage, lake_path, {**files, **{f"_rejected/{n}": p for n, p in rejected.items()}})
+    def _publish_table(self, storage: Storage, lake_path: str, table: SparkTable, stage: "_SparkStage") -> dict:
+        files = stage.write(table.data, "data")
+        rejected = stage.write(table.rejected, "rejected") if table.rejected is not None else {}
+        published = publish(storage, lake_path, {**files, **{f"_rejected/{n}": f for n, f in rejected.items()}})
         metadata = _table_metadata(storage, lake_path, table.data, list(files.values()), published.bytes)
         return {**metadata, **_rejected_metadata(storage, f"{lake_path}/_rejected", table, rejected.values())}
 
-    def _publish_partitions(self, context: OutputContext, storage: Storage, lake_path: str, table: SparkTable, staging: Path) -> dict:
+    def _publish_partitions(self, context: OutputContext, storage: Storage, lake_path: str, table: SparkTable, stage: "_SparkStage") -> dict:
         keys = list(context.asset_partition_keys)
-        data = _write_parquet_by_key(table.data, staging / "data", keys, context)
-        rejected = _write_parquet_by_key(table.rejected, staging / "rejected", keys, context) if table.rejected is not None else {}
+        # One Spark job writes every partition of the run (a backfill range included).
+        data = _by_partition(stage.write(table.data, "data", partition_by="dt"), keys, context)
+        rejected = _by_partition(stage.write(table.rejected, "rejected", partition_by="dt"), keys, context) if table.rejected is not None else {}
         rows_by_key, total_bytes = {}, 0
         for key in keys:
-            files = {**data.get(key, {}), **{f"_rejected/{n}": p for n, p in rejected.get(key, {}).items()}}
+            # A key with no rows is published empty: a stale previous version must not survive.
+            files = {**data.get(key, {}), **{f"_rejected/{n}": f for n, f in rejected.get(key, {}).items()}}
             total_bytes += publish(storage, f"{lake_path}/{dt_path(key, self.lake.dt_layout)}", files).bytes
-            rows_by_key[key] = _row_count(data.get(key, {}).values())
-        data_files = [path for files in data.values() for path in files.values()]
-        rejected_files = [path for files in rejected.values() for path in files.values()]
+            rows_by_key[key] = _row_count(storage, data.get(key, {}).values())
+        data_files = [f for files in data.values() for f in files.values()]
+        rejected_files = [f for files in rejected.values() for f in files.values()]
         metadata = _table_metadata(storage, lake_path, table.data, data_files, total_bytes)
         if len(keys) == 1:
             metadata["path"] = MetadataValue.path(storage.uri(f"{lake_path}/{dt_path(keys[0], self.lake.dt_layout)}"))
@@ -264,46 +267,83 @@ def _write_jsonl_chunks(records: Sequence[dict], folder: Path) -> dict[str, Path
     return files
 
 
-def _write_parquet(df, folder: Path) -> dict[str, Path]:
-    df.write.mode("overwrite").parquet(str(folder))
-    return _parquet_files(folder)
+class _SparkStage:
+    """Where Spark writes a DataFrame before it is published.
+
+    When Spark can open the lake's own paths (the local disk; `s3a://` on clusters with S3A), it
+    writes to `_staging/<id>/` inside the lake and publishing is a server-side copy (a hard link on
+    disk): no byte passes through this process, and executors on other hosts can write. Otherwise
+    (S3 without S3A, as on this machine) it writes to local disk and the files are uploaded.
+    """
+
+    def __init__(self, storage: Storage):
+        self.storage = storage
+        self.key = f"_staging/{uuid.uuid4().hex}"
+        native = storage.spark_path(self.key)
+        self.local = None if native else _Staging.new_dir("trusted-out")
+        self.target = native or str(self.local)
+
+    def write(self, df, name: str, partition_by: str | None = None) -> dict[str, Path | StoredFile]:
+        """Write `df` as Parquet under `name`: {path relative to it: file}."""
+        writer = df.write.mode("overwrite")
+        (writer.partitionBy(partition_by) if partition_by else writer).parquet(f"{self.target}/{name}")
+        if self.local is not None:
+            folder = self.local / name
+            found = {p.relative_to(folder).as_posix(): p for p in folder.rglob("*.parquet")}
+        else:
+            prefix = f"{self.key}/{name}/"
+            found = {o.key[len(prefix) :]: StoredFile(o.key, o.size) for o in self.storage.list(prefix) if o.key.endswith(".parquet")}
+        # Spark's bookkeeping (_SUCCESS, _temporary/, .crc) is never data.
+        return {rel: f for rel, f in sorted(found.items()) if not any(part.startswith(("_", ".")) for part in rel.split("/"))}
+
+    def close(self) -> None:
+        if self.local is not None:
+            shutil.rmtree(self.local, ignore_errors=True)
+        else:
+            self.storage.delete([o.key for o in self.storage.list(f"{self.key}/")])
 
 
-def _write_parquet_by_key(df, folder: Path, keys: list[str], context: OutputContext) -> dict[str, dict[str, Path]]:
-    """One Spark job for all partitions of the run: {partition key: {file name: local file}}."""
-    df.write.mode("overwrite").partitionBy("dt").parquet(str(folder))
-    by_key = {}
-    for sub in folder.glob("dt=*"):
-        key = partition_key_from_path(f"{sub.name}/")
+def _by_partition(files: dict[str, Path | StoredFile], keys: list[str], context: OutputContext) -> dict[str, dict[str, Path | StoredFile]]:
+    """Spark's `dt=<key>/part-….parquet` files grouped by partition key: {key: {file name: file}}."""
+    by_key: dict[str, dict] = {}
+    for rel, source in files.items():
+        key = partition_key_from_path(rel)
         if key not in keys:
             raise Failure(
-                f"{context.asset_key.to_user_string()} produced rows for {sub.name}, outside this run's partitions {keys[0]}…{keys[-1]}"
+                f"{context.asset_key.to_user_string()} produced rows for {rel.split('/')[0]}, outside this run's partitions {keys[0]}…{keys[-1]}"
             )
-        by_key[key] = _parquet_files(sub)
+        by_key.setdefault(key, {})[rel.rsplit("/", 1)[1]] = source
     return by_key
 
 
-def _rejected_metadata(storage: Storage, rejected_key: str, table: SparkTable, files: Iterable[Path]) -> dict:
+def _rejected_metadata(storage: Storage, rejected_key: str, table: SparkTable, files: Iterable[Path | StoredFile]) -> dict:
     if table.rejected is None:
         return {}
-    return {"rejected_rows": _row_count(files), "rejected_path": MetadataValue.path(storage.uri(rejected_key))}
+    return {"rejected_rows": _row_count(storage, files), "rejected_path": MetadataValue.path(storage.uri(rejected_key))}
 
 
-def _parquet_files(folder: Path) -> dict[str, Path]:
-    return {path.name: path for path in sorted(folder.glob("*.parquet"))}
-
-
-def _row_count(paths: Iterable[Path]) -> int:
+def _row_count(storage: Storage, files: Iterable[Path | StoredFile]) -> int:
     # Parquet footers hold the row counts: no second Spark job over the data.
-    return sum(pq.read_metadata(path).num_rows for path in paths)
+    return sum(_parquet_rows(storage, f) for f in files)
 
 
-def _table_metadata(storage: Storage, lake_path: str, df, files: list[Path], total_bytes: int) -> dict:
+def _parquet_rows(storage: Storage, source: Path | StoredFile) -> int:
+    if isinstance(source, Path):
+        return pq.read_metadata(source).num_rows
+    # Two small range reads instead of the whole file: the footer's length, then the footer.
+    # read_metadata parses only the footer, framed by the magic bytes it checks.
+    tail = storage.get_range(source.key, source.size - 8, 8)
+    length = int.from_bytes(tail[:4], "little")
+    footer = storage.get_range(source.key, source.size - 8 - length, length)
+    return pq.read_metadata(pa.BufferReader(b"PAR1" + footer + tail)).num_rows
+
+
+def _table_metadata(storage: Storage, lake_path: str, df, files: list[Path | StoredFile], total_bytes: int) -> dict:
     return {
         "path": MetadataValue.path(storage.uri(lake_path)),
         "bytes": total_bytes,
         "files": len(files),
-        "dagster/row_count": _row_count(files),
+        "dagster/row_count": _row_count(storage, files),
         "dagster/column_schema": TableSchema(
             columns=[TableColumn(name=f.name, type=f.dataType.simpleString()) for f in df.schema.fields]
         ),

@@ -108,6 +108,7 @@ def test_rematerialising_replaces_exactly(lake, spark_resource):
     assert set(second) == {f"trusted/filmes/{f['name']}" for f in manifest["files"]} | {f"trusted/filmes/{MANIFEST}"}
     assert not set(first) & (set(second) - {f"trusted/filmes/{MANIFEST}"})  # nothing of version 1 is left
     assert Lake(lake).table("trusted/filmes/").num_rows == 1998
+    assert not list(lake.storage("trusted").list("_staging/"))  # Spark's scratch space is gone
 
 
 @pytest.mark.parametrize("name, rows", [("movies_subset_1.csv", 50), ("movies_subset_2.csv", 50)])

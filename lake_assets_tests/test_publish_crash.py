@@ -78,8 +78,14 @@ class _Delegating(Storage):
     def get_bytes(self, key):
         return self.inner.get_bytes(key)
 
+    def get_range(self, key, start, length):
+        return self.inner.get_range(key, start, length)
+
     def download(self, key, local_path):
         self.inner.download(key, local_path)
+
+    def copy(self, source_key, key):
+        self.inner.copy(source_key, key)
 
     def list(self, prefix, start_after=None):
         return self.inner.list(prefix, start_after)

@@ -233,3 +233,23 @@ def test_an_endpoint_that_never_answers_times_out_within_the_bound(s3_lake_root,
     assert 1.0 <= time.monotonic() - started < 5
     assert "no answer within 0.5s" in message and len(accepted) == 2
     listener.close()
+
+
+def test_copy_and_range_reads(storage_backend):
+    storage = storage_backend
+    storage.put_bytes(b"0123456789" * 1000, "_staging/x/part-0.parquet")
+    storage.copy("_staging/x/part-0.parquet", "t/part-0.parquet")
+    assert storage.get_bytes("t/part-0.parquet") == b"0123456789" * 1000
+    assert storage.get_range("t/part-0.parquet", 9995, 5) == b"56789"
+    storage.put_bytes(b"new", "_staging/x/part-0.parquet")  # the copy is independent of its source
+    assert storage.get_bytes("t/part-0.parquet")[:3] == b"012"
+
+
+def test_publish_from_stored_files_is_a_copy(storage_backend):
+    from lake_assets.storage.publish import StoredFile, committed_keys, publish
+
+    storage = storage_backend
+    storage.put_bytes(b"a" * 10, "_staging/run/part-1.parquet")
+    published = publish(storage, "trusted/t", {"part-1.parquet": StoredFile("_staging/run/part-1.parquet", 10)})
+    assert committed_keys(storage, "trusted/t") == ["trusted/t/part-1.parquet"] == published.keys
+    assert storage.get_bytes("trusted/t/part-1.parquet") == b"a" * 10 and published.bytes == 10

@@ -42,7 +42,15 @@ class Storage(ABC):
         """The object's content, or None when there is no such key."""
 
     @abstractmethod
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        """`length` bytes from offset `start` (Parquet footers: row counts without the whole file)."""
+
+    @abstractmethod
     def download(self, key: str, local_path: Path) -> None: ...
+
+    @abstractmethod
+    def copy(self, source_key: str, key: str) -> None:
+        """Copy an object inside this storage without moving its bytes through this process."""
 
     @abstractmethod
     def list(self, prefix: str, start_after: str | None = None) -> Iterator[ObjectInfo]:

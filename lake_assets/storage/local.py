@@ -44,6 +44,24 @@ class LocalStorage(Storage):
         except FileNotFoundError:
             return None
 
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        with self._path(key).open("rb") as data:
+            data.seek(start)
+            return data.read(length)
+
+    def copy(self, source_key: str, key: str) -> None:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            try:
+                os.link(self._path(source_key), tmp)  # same filesystem: no bytes copied
+            except OSError:
+                shutil.copyfile(self._path(source_key), tmp)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+
     def download(self, key: str, local_path: Path) -> None:
         local_path.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(self._path(key), local_path)

@@ -36,6 +36,15 @@ _UPLOAD_THREADS = 4
 
 
 @dataclass(frozen=True)
+class StoredFile:
+    """A file already in this storage (Spark wrote it to a staging key): published by a server-side
+    copy, so its bytes never pass through this process."""
+
+    key: str
+    size: int
+
+
+@dataclass(frozen=True)
 class Published:
     prefix: str
     version: str
@@ -43,8 +52,8 @@ class Published:
     bytes: int
 
 
-def publish(storage: Storage, prefix: str, files: Mapping[str, Path]) -> Published:
-    """Make `files` ({name relative to prefix: local file}) the whole content of `prefix`."""
+def publish(storage: Storage, prefix: str, files: Mapping[str, Path | StoredFile]) -> Published:
+    """Make `files` ({name relative to prefix: local file or stored file}) the whole content of `prefix`."""
     prefix = prefix.rstrip("/")
     committed = set(committed_keys(storage, prefix) or [])
     new_keys = {f"{prefix}/{name}": path for name, path in files.items()}
@@ -55,7 +64,7 @@ def publish(storage: Storage, prefix: str, files: Mapping[str, Path]) -> Publish
     _upload_all(storage, new_keys)
 
     version = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
-    sizes = {key: path.stat().st_size for key, path in new_keys.items()}
+    sizes = {key: source.size if isinstance(source, StoredFile) else source.stat().st_size for key, source in new_keys.items()}
     manifest = {
         "version": version,
         "files": [{"name": key[len(prefix) + 1 :], "bytes": sizes[key]} for key in sorted(new_keys)],
@@ -67,10 +76,17 @@ def publish(storage: Storage, prefix: str, files: Mapping[str, Path]) -> Publish
     return Published(prefix, version, sorted(new_keys), sum(sizes.values()))
 
 
-def _upload_all(storage: Storage, files: Mapping[str, Path]) -> None:
-    """Upload in parallel; on the first failure, cancel what has not started and raise it."""
+def _upload_all(storage: Storage, files: Mapping[str, Path | StoredFile]) -> None:
+    """Upload (or copy) in parallel; on the first failure, cancel what has not started and raise it."""
+
+    def put(key: str, source: Path | StoredFile) -> None:
+        if isinstance(source, StoredFile):
+            storage.copy(source.key, key)
+        else:
+            storage.put_file(source, key)
+
     with ThreadPoolExecutor(_UPLOAD_THREADS) as pool:
-        futures = [pool.submit(storage.put_file, path, key) for key, path in files.items()]
+        futures = [pool.submit(put, key, source) for key, source in files.items()]
         done, pending = wait(futures, return_when=FIRST_EXCEPTION)
         for future in pending:
             future.cancel()

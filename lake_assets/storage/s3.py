@@ -146,6 +146,20 @@ class S3Storage(Storage):
                 raise
             return response["Body"].read()
 
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        with self._errors("get", key):
+            response = self.client.get_object(
+                Bucket=self.bucket, Key=self._key(key), Range=f"bytes={start}-{start + length - 1}"
+            )
+            return response["Body"].read()
+
+    def copy(self, source_key: str, key: str) -> None:
+        with self._errors("copy", key):
+            # Server-side: the managed copy uses UploadPartCopy above the multipart threshold.
+            self.client.copy(
+                {"Bucket": self.bucket, "Key": self._key(source_key)}, self.bucket, self._key(key), Config=_TRANSFER
+            )
+
     def download(self, key: str, local_path: Path) -> None:
         local_path.parent.mkdir(parents=True, exist_ok=True)
         with self._errors("download", key):
