@@ -5,6 +5,8 @@ import uuid
 
 import pytest
 
+from lake_assets_tests.dagster_server import dagster_server  # noqa: F401  (session fixture of the e2e tests)
+
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
 

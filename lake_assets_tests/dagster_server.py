@@ -1,0 +1,130 @@
+"""One real Dagster deployment for the end-to-end tests, started once per test session.
+
+`dagster dev` (webserver + daemon + code server) runs with the project's `dagster.yaml` (run queue,
+one run at a time) in a temporary DAGSTER_HOME, a temporary local lake (`LAKE_ROOT`), and a Spark
+Connect server of its own (a free port, state in the session's temp dir), warmed up while Dagster
+starts. Everything is stopped at the end of the session: `dagster dev` by process group, Spark
+through its pid file. If pytest itself dies (SIGKILL, a CI timeout), a small watcher process kills
+both, so no server outlives the test run.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from lake_assets.devserver import SparkConnectServer, prepare_dagster_home, start_dagster_dev, stop_process_group
+from lake_assets.lake import LakeResource
+
+LOCATION = "lake_assets"
+REPOSITORY = "__repository__"  # the name Dagster gives the repository of a `Definitions` object
+READY_TIMEOUT_S = 180
+
+# Runs as its own process: when the owner (pytest) goes away, SIGKILL dagster dev's process group
+# and the Spark JVM. pidfds make this immune to PID reuse.
+_WATCHER = """
+import os, select, signal, sys
+owner, group, spark = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+try:
+    owner_fd = os.pidfd_open(owner)
+    select.select([owner_fd], [], [])
+except ProcessLookupError:
+    pass
+for kill in (lambda: os.killpg(group, signal.SIGKILL), lambda: os.kill(spark, signal.SIGKILL)):
+    try:
+        kill()
+    except (ProcessLookupError, PermissionError):
+        pass
+"""
+
+
+@dataclass
+class DagsterServer:
+    url: str
+    lake_root: Path
+    dagster_home: Path
+    log_path: Path
+
+    @property
+    def lake(self) -> LakeResource:
+        return LakeResource(root=str(self.lake_root))
+
+    def graphql(self, query: str, variables: dict | None = None, timeout: float = 60) -> dict:
+        response = requests.post(f"{self.url}/graphql", json={"query": query, "variables": variables or {}}, timeout=timeout)
+        response.raise_for_status()
+        body = response.json()
+        if body.get("errors"):
+            raise AssertionError(f"GraphQL errors: {json.dumps(body['errors'])[:2000]}")
+        return body["data"]
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _location_loaded(server: DagsterServer) -> bool:
+    data = server.graphql(
+        """{ workspaceOrError { ... on Workspace { locationEntries { name
+               locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
+    )
+    for entry in data["workspaceOrError"].get("locationEntries", []):
+        if entry["name"] == LOCATION:
+            loaded = entry["locationOrLoadError"]
+            if loaded and loaded["__typename"] == "PythonError":
+                raise RuntimeError(f"code location {LOCATION} failed to load: {loaded['message']}")
+            return loaded is not None and loaded["__typename"] == "RepositoryLocation"
+    return False
+
+
+@pytest.fixture(scope="session")
+def dagster_server(tmp_path_factory):
+    base = tmp_path_factory.mktemp("dagster-e2e")
+    spark = SparkConnectServer(base / "spark", port=free_port())
+    spark.start()
+    home = prepare_dagster_home(base / "dagster_home")
+    lake_root = base / "lake"
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("TMDB_", "LAKE_", "AWS_", "DAGSTER_"))}
+    env.update(LAKE_ROOT=str(lake_root), SPARK_REMOTE=spark.remote)
+    port = free_port()
+    log_path = base / "dagster-dev.log"
+    with log_path.open("wb") as log:
+        # cwd: a folder without a dagster.yaml, so dagster dev uses DAGSTER_HOME's copy and says nothing.
+        process = start_dagster_dev(home, env, port, cwd=base, log=log)
+    watcher = subprocess.Popen(
+        [sys.executable, "-c", _WATCHER, str(os.getpid()), str(process.pid), str(spark.pid())],
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    server = DagsterServer(url=f"http://127.0.0.1:{port}", lake_root=lake_root, dagster_home=home, log_path=log_path)
+    try:
+        spark.warm_up()  # while Dagster starts
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"dagster dev exited with {process.returncode}:\n{server.log_tail()}")
+            try:
+                if _location_loaded(server):
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"dagster dev not ready after {READY_TIMEOUT_S}s:\n{server.log_tail()}")
+            time.sleep(0.5)
+        yield server
+    finally:
+        stop_process_group(process)
+        spark.stop()
+        watcher.kill()
+        watcher.wait()
