@@ -7,6 +7,7 @@ through `EnvVar`, so they are read at run time and never stored in the definitio
 from dagster import Definitions
 
 from lake_assets.assets import raw, trusted
+from lake_assets.checks import CHECKS
 from lake_assets.io_managers import RawZoneIOManager, TrustedParquetIOManager
 from lake_assets.lake import lake_resource_from_env
 from lake_assets.sensors import raw_arrivals_sensor
@@ -30,7 +31,7 @@ def resources_from_env() -> dict:
 
 
 def build_definitions() -> Definitions:
-    return Definitions(assets=ASSETS, sensors=[raw_arrivals_sensor], resources=resources_from_env())
+    return Definitions(assets=ASSETS, asset_checks=CHECKS, sensors=[raw_arrivals_sensor], resources=resources_from_env())
 
 
 defs = build_definitions()
