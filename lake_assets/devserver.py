@@ -113,28 +113,20 @@ class SparkConnectServer:
         return True
 
     def warm_up(self) -> float:
-        """Run one small job of the kind the assets run (JSON in, a window, partitioned Parquet out):
-        a fresh server's first job is slow while the JVM loads and compiles its code (a daily
-        partition's first run took ~30 s here, later ones ~5 s). Returns the seconds it took."""
-        from pyspark.sql import SparkSession, Window
-        from pyspark.sql import functions as F
+        """Run one small job of the kind the assets run: a fresh server's first job is slow while the
+        JVM loads and compiles its code (a daily partition's first run took ~30 s here, later ones
+        ~5 s). Returns the seconds it took.
 
+        The job runs in a process of its own: creating a Connect session sets
+        SPARK_CONNECT_MODE_ENABLED in the creating process's environment, which would turn every later
+        classic session of that process, and of the processes it starts, into a Connect one."""
         started = time.monotonic()
-        work = self.home / "tmp" / f"warm-up-{uuid.uuid4().hex[:8]}"
-        work.mkdir(parents=True)
-        try:
-            source = work / "in.jsonl"
-            source.write_text("\n".join(json.dumps({"id": i % 7, "genres": [{"id": 18, "name": "Drama"}]}) for i in range(100)))
-            spark = SparkSession.builder.remote(self.remote).getOrCreate()
-            try:
-                df = spark.read.json(str(source)).withColumn("dt", F.lit("2024-01-01"))
-                df = df.withColumn("n", F.row_number().over(Window.partitionBy("dt", "id").orderBy("id"))).filter("n = 1")
-                df.write.mode("overwrite").partitionBy("dt").parquet(str(work / "out"))
-                df.groupBy("dt").count().collect()
-            finally:
-                spark.stop()  # an unstopped Connect session keeps Python from exiting
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+        subprocess.run(
+            [sys.executable, "-m", "lake_assets.devserver", "warm-up", "--remote", self.remote, "--scratch", str(self.home / "tmp")],
+            check=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+        )
         return time.monotonic() - started
 
     def stop(self, timeout: float = 30) -> None:
@@ -157,6 +149,28 @@ class SparkConnectServer:
     def log_tail(self, lines: int = 20) -> str:
         logs = sorted(self.log_dir.glob("*.out"), key=lambda p: p.stat().st_mtime)
         return "\n".join(logs[-1].read_text(errors="replace").splitlines()[-lines:]) if logs else ""
+
+
+def _warm_up_job(remote: str, scratch: Path) -> None:
+    """JSON in, a window, partitioned Parquet out, a small aggregate back: the paths the assets use."""
+    from pyspark.sql import SparkSession, Window
+    from pyspark.sql import functions as F
+
+    work = scratch / f"warm-up-{uuid.uuid4().hex[:8]}"
+    work.mkdir(parents=True)
+    try:
+        source = work / "in.jsonl"
+        source.write_text("\n".join(json.dumps({"id": i % 7, "genres": [{"id": 18, "name": "Drama"}]}) for i in range(100)))
+        spark = SparkSession.builder.remote(remote).getOrCreate()
+        try:
+            df = spark.read.json(str(source)).withColumn("dt", F.lit("2024-01-01"))
+            df = df.withColumn("n", F.row_number().over(Window.partitionBy("dt", "id").orderBy("id"))).filter("n = 1")
+            df.write.mode("overwrite").partitionBy("dt").parquet(str(work / "out"))
+            df.groupBy("dt").count().collect()
+        finally:
+            spark.stop()  # an unstopped Connect session keeps Python from exiting
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _port_open(port: int) -> bool:
@@ -267,9 +281,15 @@ def main(argv: list[str] | None = None) -> int:
     dev_parser.add_argument("--port", type=int, default=int(os.environ.get("DAGSTER_PORT", UI_PORT)))
     commands.add_parser("spark-up", help="start the Spark Connect server and leave it running")
     commands.add_parser("spark-down", help="stop the Spark Connect server started by spark-up")
+    warm_up = commands.add_parser("warm-up", help="run one small job on a Connect server (what dev and spark-up do)")
+    warm_up.add_argument("--remote", default=f"sc://127.0.0.1:{CONNECT_PORT}")
+    warm_up.add_argument("--scratch", type=Path, default=PROJECT_DIR / ".spark" / "tmp")
     args = parser.parse_args(argv)
     if args.command == "dev":
         return dev(args.port)
+    if args.command == "warm-up":
+        _warm_up_job(args.remote, args.scratch)
+        return 0
     spark = SparkConnectServer(PROJECT_DIR / ".spark")
     if args.command == "spark-up":
         started = spark.start()
