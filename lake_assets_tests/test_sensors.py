@@ -16,14 +16,14 @@ from lake_assets import sensors
 from lake_assets.assets import raw
 from lake_assets.io_managers import RawZoneIOManager
 from lake_assets.lake import LakeResource
+from lake_assets.seed_history import seed
 from lake_assets.sensors import RESCAN_INTERVAL_S, raw_arrivals_sensor
 from lake_assets.storage.local import LocalStorage
 from lake_assets.storage.s3 import S3Storage
-from lake_assets.seed_history import seed
 from lake_assets.tmdb import TMDBResource
 
 RAW_TMDB, RAW_FILMES = AssetKey(["raw", "tmdb_json"]), AssetKey(["raw", "filmes_csv"])
-TRUSTED_TMDB, TRUSTED_FILMES = AssetKey(["trusted", "tmdb"]), AssetKey(["trusted", "filmes"])
+TRUSTED_TMDB = AssetKey(["trusted", "tmdb"])
 TODAY = dt.datetime.now(dt.timezone.utc).date().isoformat()
 RECORDS = [{"id": i, "title": f"movie {i}"} for i in range(1, 41)]
 
@@ -343,3 +343,15 @@ def test_a_tick_after_the_first_reads_only_new_objects(lake, instance, listings)
     listings.clear()
     assert daemon.tick() == ([], [])
     assert sum(c["objects"] for c in listings) == 0
+
+
+def test_the_seed_layout_is_read_through_the_same_dt_rule(tmp_path, instance):
+    """LAKE_DT_LAYOUT=seed lands `dt=2024/01/05/`: the sensor maps folders to partitions with the
+    project's one dt= rule, so it registers the same partitions."""
+    lake = LakeResource(root=str(tmp_path / "lake"), dt_layout="seed")
+    seed(lake, dt.date(2024, 1, 5), 2, RECORDS)
+    assert (tmp_path / "lake" / "raw" / "tmdb" / "dt=2024" / "01" / "05").is_dir()
+    settle()
+    events, requests = Daemon(instance, lake).tick()
+    assert _partitions(events) == ["2024-01-05", "2024-01-06"]
+    assert _targets(requests) == [("trusted/tmdb", "2024-01-05...2024-01-06")]
