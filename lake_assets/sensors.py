@@ -176,7 +176,7 @@ def raw_arrivals_sensor(context: SensorEvaluationContext, lake: LakeResource) ->
 def evaluate(context: SensorEvaluationContext, lake: LakeResource, now: float) -> SensorResult:
     try:
         cursor = Cursor.parse(context.cursor)
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, IndexError):
         context.log.warning(f"{SENSOR_NAME}: unreadable cursor, starting over with a full listing")
         cursor = Cursor()
     storage = lake.storage("raw")
