@@ -101,17 +101,21 @@ def _readable(storage: Storage, keys: Iterable[str], label: str) -> list[str]:
     return paths
 
 
-def _data_keys(storage: Storage, prefix: str) -> list[str]:
-    """The data files of a folder: its committed version when published by this project, otherwise
-    every visible file (data that landed from outside, e.g. raw files dropped in the bucket)."""
-    committed = committed_keys(storage, prefix)
-    if committed is not None:
-        return committed
+def _landed_keys(storage: Storage, prefix: str) -> list[str]:
+    """Every data file of a raw folder: the raw zone is a landing zone, and a file dropped next to
+    ones this project wrote is data too. (`_`/`.` names are bookkeeping: manifests, temp files.)"""
     return [
         obj.key
         for obj in storage.list(prefix.rstrip("/") + "/")
         if not any(part.startswith(("_", ".")) for part in obj.key[len(prefix) :].split("/"))
     ]
+
+
+def _committed_or_landed_keys(storage: Storage, prefix: str) -> list[str]:
+    """The data files of a trusted folder: its committed version when published by this project
+    (never a half-published one), otherwise every data file (written by another tool)."""
+    committed = committed_keys(storage, prefix)
+    return committed if committed is not None else _landed_keys(storage, prefix)
 
 
 class RawZoneIOManager(ConfigurableIOManager):
@@ -161,7 +165,7 @@ class RawZoneIOManager(ConfigurableIOManager):
         found = {}
         for key in context.asset_partition_keys:
             prefix = f"{lake_path}/{dt_path(key, self.lake.dt_layout)}"
-            found[key] = _readable(storage, _data_keys(storage, prefix), f"raw-in-{key}")
+            found[key] = _readable(storage, _landed_keys(storage, prefix), f"raw-in-{key}")
         missing = [key for key, paths in found.items() if not paths]
         if missing:
             raise Failure(
@@ -233,13 +237,13 @@ class TrustedParquetIOManager(ConfigurableIOManager):
         storage = self.lake.storage(_zone(lake_path))
         spark = self.spark.spark_session
         if not context.has_asset_partitions:
-            keys = _data_keys(storage, lake_path)
+            keys = _committed_or_landed_keys(storage, lake_path)
             return spark.read.parquet(*_readable(storage, keys, "trusted-in"))
         frames = []
         from pyspark.sql import functions as F
 
         for key in context.asset_partition_keys:
-            keys = _data_keys(storage, f"{lake_path}/{dt_path(key, self.lake.dt_layout)}")
+            keys = _committed_or_landed_keys(storage, f"{lake_path}/{dt_path(key, self.lake.dt_layout)}")
             if keys:
                 frames.append(spark.read.parquet(*_readable(storage, keys, f"trusted-in-{key}")).withColumn("dt", F.lit(key)))
         if not frames:

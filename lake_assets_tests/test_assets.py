@@ -243,3 +243,17 @@ def test_failed_publish_leaves_previous_version_readable(tmp_path, spark_resourc
     after = Lake(lake).keys("trusted/filmes/")
     assert set(after) == set(committed_keys(storage, "trusted/filmes")) | {f"trusted/filmes/{MANIFEST}"}
     assert Lake(lake).table("trusted/filmes/").num_rows == 300
+
+
+def test_a_file_landed_beside_collected_ones_is_read(tmp_path, spark_resource):
+    lake = LakeResource(root=str(tmp_path / "lake"))
+    assert _tmdb(lake, spark_resource).success
+    raw_storage = lake.storage("raw")
+    (first,) = [k for k in Lake(lake).keys(f"raw/tmdb/dt={TODAY}/") if k.endswith(".jsonl")][:1]
+    movie = json.loads(raw_storage.get_bytes(first).decode().splitlines()[0])
+    movie.update(id=999999001, title="Chegou depois")
+    raw_storage.put_bytes((json.dumps(movie) + "\n").encode(), f"raw/tmdb/dt={TODAY}/landed-by-hand.jsonl")
+    before = Lake(lake).table(f"trusted/tmdb/dt={TODAY}/").num_rows
+    assert materialize([raw.tmdb_json, trusted.tmdb], selection=[trusted.tmdb.key], resources=_resources(lake, spark_resource), partition_key=TODAY).success
+    table = Lake(lake).table(f"trusted/tmdb/dt={TODAY}/")
+    assert table.num_rows == before + 1 and 999999001 in table.column("tmdb_id").to_pylist()
