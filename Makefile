@@ -65,8 +65,12 @@ test: install check-java
 test-fast: install check-java
 	$(BIN)/python -m pytest -m "not e2e"
 
+## Every benchmark, each printing a side-by-side table (minutes: the backfill one runs 90 partitions).
 bench: install check-java
 	$(BIN)/python bench/bench_filmes.py
+	$(BIN)/python bench/bench_s3_publish.py
+	$(BIN)/python bench/bench_tmdb_collect.py
+	$(BIN)/python bench/bench_backfill_sensor.py
 
 clean:
 	rm -rf lake .dagster_home .spark test-artifacts bench/out
