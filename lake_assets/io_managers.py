@@ -32,7 +32,7 @@ from lake_assets.lake import LakeResource
 from lake_assets.partitions import dt_path, partition_key_from_path
 from lake_assets.spark import SparkResource
 from lake_assets.storage import Storage
-from lake_assets.storage.publish import MANIFEST, StoredFile, committed_keys, publish
+from lake_assets.storage.publish import MANIFEST, Published, StoredFile, committed_keys, publish
 
 JSONL_RECORDS_PER_FILE = 100  # the raw zone's convention: at most 100 records a file
 
@@ -137,11 +137,8 @@ class RawZoneIOManager(ConfigurableIOManager):
             )
         elif isinstance(obj, JsonRecords):
             (key,) = context.asset_partition_keys  # one collection lands one day
-            folder = _Staging.new_dir("raw-out")
-            files = _write_jsonl_chunks(obj.records, folder)
             prefix = f"{lake_path}/{dt_path(key, self.lake.dt_layout)}"
-            published = publish(storage, prefix, files)
-            shutil.rmtree(folder, ignore_errors=True)
+            published = land_json_lines(storage, prefix, obj.records)
             context.add_output_metadata(
                 {
                     "path": MetadataValue.path(storage.uri(prefix)),
@@ -252,6 +249,15 @@ class TrustedParquetIOManager(ConfigurableIOManager):
         for frame in frames[1:]:
             result = result.unionByName(frame)
         return result
+
+
+def land_json_lines(storage: Storage, prefix: str, records: Sequence[dict]) -> Published:
+    """Publish `records` as the whole content of a raw folder, in JSON Lines files of at most 100."""
+    folder = _Staging.new_dir("raw-out")
+    try:
+        return publish(storage, prefix, _write_jsonl_chunks(records, folder))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _write_jsonl_chunks(records: Sequence[dict], folder: Path) -> dict[str, Path]:

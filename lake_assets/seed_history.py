@@ -5,7 +5,7 @@
 TMDB serves only today's data, so a history has to come from somewhere else; here it is the offline
 snapshot. Each day gets a different subset of the snapshot's movies (between half and all of them,
 chosen from a hash of the date), so row counts differ from day to day and are the same on every
-machine. A day is landed through the raw IO manager, exactly as `raw/tmdb_json` lands it
+machine. A day is landed by the raw IO manager's own code, exactly as `raw/tmdb_json` lands it
 (`raw/tmdb/dt=D/part-*.jsonl` and the publish protocol's `_manifest.json`), on the lake that
 `LAKE_ROOT`/`LAKE_RAW_ROOT` name (a folder or S3). No materialisation is recorded: to Dagster these
 files arrived from outside, which is what the raw-arrival sensor and the backfill demo start from.
@@ -18,15 +18,13 @@ import logging
 import random
 import sys
 
-from dagster import AssetKey, build_output_context
-
-from lake_assets.io_managers import JsonRecords, RawZoneIOManager
+from lake_assets.assets import raw
+from lake_assets.io_managers import land_json_lines
 from lake_assets.lake import LakeResource, lake_resource_from_env
-from lake_assets.partitions import daily_partitions
+from lake_assets.partitions import daily_partitions, dt_path
 from lake_assets.tmdb import MAX_PAGE, TMDBResource
 
-RAW_TMDB = AssetKey(["raw", "tmdb_json"])
-RAW_TMDB_PATH = "raw/tmdb"
+RAW_TMDB_PATH = raw.tmdb_json.metadata_by_key[raw.tmdb_json.key]["lake_path"]
 MIN_SHARE = 0.5  # the smallest day keeps half of the snapshot's movies
 
 
@@ -45,20 +43,14 @@ def records_for_day(records: list[dict], day: str) -> list[dict]:
 def seed(lake: LakeResource, start: dt.date, days: int, records: list[dict] | None = None) -> dict[str, int]:
     """Land `days` daily partitions from `start`; returns {partition key: records landed}."""
     records = snapshot_records() if records is None else records
-    io_manager = RawZoneIOManager(lake=lake)
+    storage = lake.storage("raw")
     landed = {}
     for offset in range(days):
         day = (start + dt.timedelta(days=offset)).isoformat()
         if not daily_partitions.has_partition_key(day):
             raise ValueError(f"{day} is not a daily partition (they start at {daily_partitions.start:%Y-%m-%d} and end today)")
         day_records = records_for_day(records, day)
-        context = build_output_context(
-            asset_key=RAW_TMDB,
-            partition_key=day,
-            asset_partitions_def=daily_partitions,
-            definition_metadata={"lake_path": RAW_TMDB_PATH},
-        )
-        io_manager.handle_output(context, JsonRecords(day_records))
+        land_json_lines(storage, f"{RAW_TMDB_PATH}/{dt_path(day, lake.dt_layout)}", day_records)
         landed[day] = len(day_records)
     return landed
 
