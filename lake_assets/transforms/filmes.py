@@ -1,5 +1,6 @@
 """The historical movies CSV: its two dialects, the declared types, and the trusted table."""
 
+import csv
 from dataclasses import dataclass
 from enum import Enum
 
@@ -58,19 +59,19 @@ def csv_options(dialect: Dialect) -> dict[str, str]:
 @dataclass(frozen=True)
 class FilmesRead:
     dialect: Dialect
-    parsed: DataFrame  # typed columns + _raw + _reject_reason
     good: DataFrame
     rejected: DataFrame
 
 
 def read_filmes(spark: SparkSession, path: str, dialect: Dialect = Dialect.AUTO) -> FilmesRead:
-    """Parse the raw CSV into the trusted shape. The parse is not cached here: the caller decides."""
+    """Parse the raw CSV into the trusted shape (lazily: nothing is read until a write)."""
+    # One small job reads the header line: it names the dialect and the columns. Every column is
+    # then read as a string and typed afterwards, so a bad value is reported, not silently nulled.
+    header_line = spark.read.text(path).limit(1).collect()[0][0].lstrip("\ufeff").rstrip("\r")
     if dialect is Dialect.AUTO:
-        dialect = detect_dialect(spark.read.text(path).first()[0])
+        dialect = detect_dialect(header_line)
     options = {"header": "true", "encoding": "UTF-8", "mode": "PERMISSIVE", **csv_options(dialect)}
-    # Every column is read as a string and typed afterwards, so that a bad value is reported,
-    # not silently nulled; the header alone gives the names (no schema-inference pass).
-    header = spark.read.options(**options).csv(path).columns
+    header = header_line.split("|") if dialect is Dialect.PIPE else next(csv.reader([header_line]))
     schema = T.StructType([T.StructField(c, T.StringType()) for c in header] + [T.StructField(CORRUPT, T.StringType())])
     raw = spark.read.options(columnNameOfCorruptRecord=CORRUPT, **options).schema(schema).csv(path)
     return filmes_from_strings(raw, dialect)
@@ -81,4 +82,4 @@ def filmes_from_strings(raw: DataFrame, dialect: Dialect) -> FilmesRead:
     corrupt = CORRUPT if CORRUPT in raw.columns else None
     parsed = apply_types(normalise_columns(raw, keep=(CORRUPT,)), FILMES_TYPES, corrupt_column=corrupt)
     good, rejected = split_rejected(parsed)
-    return FilmesRead(dialect, parsed, good, rejected)
+    return FilmesRead(dialect, good, rejected)
