@@ -33,7 +33,9 @@ def main() -> int:
                 f"{event.asset_key.to_user_string():<18} {rows.value if rows else '-':>8} "
                 f"{rejected.value if rejected else '-':>9}  {meta['path'].value}"
             )
-    print("\nRead it back: duckdb -c \"select * from read_parquet('lake/trusted/tmdb/*/*.parquet', hive_partitioning=true) limit 5\"")
+    root = resources["lake"].root
+    if not root.startswith("s3"):
+        print(f"\nRead it back: duckdb -c \"select * from read_parquet('{root}/trusted/tmdb/*/*.parquet', hive_partitioning=true) limit 5\"")
     return 0 if all(r.success for r in results) else 1
 
 
