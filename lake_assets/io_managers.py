@@ -11,6 +11,7 @@ import hashlib
 import json
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -286,9 +287,14 @@ class _SparkStage:
     (S3 without S3A, as on this machine) it writes to local disk and the files are uploaded.
     """
 
+    # A run killed mid-write leaves its scratch folder behind; no live write is anywhere near this old.
+    ABANDONED_AFTER_S = 24 * 3600
+
     def __init__(self, storage: Storage):
         self.storage = storage
         self.key = f"_staging/{uuid.uuid4().hex}"
+        cutoff = time.time() - self.ABANDONED_AFTER_S
+        storage.delete([o.key for o in storage.list("_staging/") if o.modified < cutoff])
         native = storage.spark_path(self.key)
         self.local = None if native else _Staging.new_dir("trusted-out")
         self.target = native or str(self.local)

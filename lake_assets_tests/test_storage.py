@@ -253,3 +253,19 @@ def test_publish_from_stored_files_is_a_copy(storage_backend):
     published = publish(storage, "trusted/t", {"part-1.parquet": StoredFile("_staging/run/part-1.parquet", 10)})
     assert committed_keys(storage, "trusted/t") == ["trusted/t/part-1.parquet"] == published.keys
     assert storage.get_bytes("trusted/t/part-1.parquet") == b"a" * 10 and published.bytes == 10
+
+
+def test_abandoned_spark_scratch_is_swept_by_the_next_write(tmp_path):
+    import os
+    import time
+
+    from lake_assets.io_managers import _SparkStage
+    from lake_assets.storage import LocalStorage
+
+    storage = LocalStorage(tmp_path)
+    storage.put_bytes(b"old", "_staging/dead-run/data/part-0.parquet")
+    storage.put_bytes(b"new", "_staging/live-run/data/part-0.parquet")
+    two_days_ago = time.time() - 2 * 24 * 3600
+    os.utime(tmp_path / "_staging/dead-run/data/part-0.parquet", (two_days_ago, two_days_ago))
+    _SparkStage(storage).close()
+    assert [o.key for o in storage.list("_staging/")] == ["_staging/live-run/data/part-0.parquet"]
