@@ -140,7 +140,7 @@ def bench_sensor(objects: int, work: Path) -> list[tuple[str, str, str]]:
         (f"sensor tick, first (full listing of {objects:,} objects)", f"{first:.2f} s", f"registers {registered} partitions, one range run; fill took {fill:.0f} s"),
         ("sensor tick, nothing new", f"{idle * 1000:.0f} ms", "median of 5: 1 incremental + 3 small listings"),
         ("sensor tick, 2 new objects", f"{new * 1000:.0f} ms", "lists only the 2 new keys beyond its high-water mark"),
-        (f"dagster_aws get_objects, same prefix (since_key)", f"{statistics.median(timings):.2f} s", f"median of 3; lists all {objects + 2:,} keys to return {len(found)}"),
+        ("dagster_aws get_objects, same prefix (since_key)", f"{statistics.median(timings):.2f} s", f"median of 3; lists all {objects + 2:,} keys to return {len(found)}"),
     ]
 
 
