@@ -22,7 +22,12 @@ from lake_assets_tests.sample_filmes import write_filmes_csv
 
 # The programme's real rows live in the shared folder laid beside the checkout (also in CI).
 COMPASS = Path(__file__).resolve().parents[2] / "shared" / "data" / "compass"
-TODAY = dt.datetime.now(dt.timezone.utc).date().isoformat()
+
+
+def _today() -> str:
+    # Asked per test, not at import: a suite that runs across midnight UTC must not collect "today"
+    # for a date that has become yesterday (the asset refuses past dates).
+    return dt.datetime.now(dt.timezone.utc).date().isoformat()
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -143,21 +148,22 @@ def test_bad_csv_rows_are_counted_not_dropped(tmp_path, spark_resource):
     assert reasons.count("unparseable value in: votos") == 5 and reasons[0].startswith("malformed row")
 
 
-def _tmdb(lake, spark_resource, partition=TODAY):
+def _tmdb(lake, spark_resource, partition):
     return materialize([raw.tmdb_json, trusted.tmdb, tmdb_one_row_per_movie_per_day], resources=_resources(lake, spark_resource), partition_key=partition)
 
 
 def test_tmdb_partition_from_offline_snapshot(lake, spark_resource):
-    result = _tmdb(lake, spark_resource)
+    today = _today()
+    result = _tmdb(lake, spark_resource, today)
     assert result.success
     raw_meta, meta = _metadata(result, "raw/tmdb_json"), _metadata(result, "trusted/tmdb")
-    raw_keys = [k for k in Lake(lake).keys(f"raw/tmdb/dt={TODAY}/") if k.endswith(".jsonl")]
+    raw_keys = [k for k in Lake(lake).keys(f"raw/tmdb/dt={today}/") if k.endswith(".jsonl")]
     records = [json.loads(line) for k in raw_keys for line in lake.storage("raw").get_bytes(k).decode().splitlines()]
     assert len(records) == raw_meta["dagster/row_count"] > 100
     assert all(len(lake.storage("raw").get_bytes(k).decode().splitlines()) <= 100 for k in raw_keys)
     assert all({18, 10749} & {g["id"] for g in r["genres"]} for r in records)
 
-    table = Lake(lake).table(f"trusted/tmdb/dt={TODAY}/")
+    table = Lake(lake).table(f"trusted/tmdb/dt={today}/")
     ids = table.column("tmdb_id").to_pylist()
     assert len(ids) == len(set(ids)) == len({r["id"] for r in records}) == meta["dagster/row_count"]
     assert table.schema.field("tmdb_id").type == pa.int64()
@@ -170,15 +176,16 @@ def test_tmdb_partition_from_offline_snapshot(lake, spark_resource):
 
 
 def test_duckdb_reads_trusted_tmdb_with_hive_partitioning(tmp_path, spark_resource):
+    today = _today()
     lake = LakeResource(root=str(tmp_path / "lake"))
-    assert _tmdb(lake, spark_resource).success
-    assert _tmdb(lake, spark_resource).success  # a second run replaces, never duplicates
+    assert _tmdb(lake, spark_resource, today).success
+    assert _tmdb(lake, spark_resource, today).success  # a second run replaces, never duplicates
     root = tmp_path / "lake" / "trusted" / "tmdb"
     dts, rows, distinct = duckdb.sql(
         f"select list(distinct dt::varchar), count(*), count(distinct tmdb_id) "
         f"from read_parquet('{root}/*/*.parquet', hive_partitioning=true)"
     ).fetchall()[0]
-    assert dts == [TODAY] and rows == distinct > 100
+    assert dts == [today] and rows == distinct > 100
 
 
 def test_past_partition_is_refused_without_override(tmp_path, spark_resource):
@@ -246,14 +253,15 @@ def test_failed_publish_leaves_previous_version_readable(tmp_path, spark_resourc
 
 
 def test_a_file_landed_beside_collected_ones_is_read(tmp_path, spark_resource):
+    today = _today()
     lake = LakeResource(root=str(tmp_path / "lake"))
-    assert _tmdb(lake, spark_resource).success
+    assert _tmdb(lake, spark_resource, today).success
     raw_storage = lake.storage("raw")
-    (first,) = [k for k in Lake(lake).keys(f"raw/tmdb/dt={TODAY}/") if k.endswith(".jsonl")][:1]
+    (first,) = [k for k in Lake(lake).keys(f"raw/tmdb/dt={today}/") if k.endswith(".jsonl")][:1]
     movie = json.loads(raw_storage.get_bytes(first).decode().splitlines()[0])
     movie.update(id=999999001, title="Chegou depois")
-    raw_storage.put_bytes((json.dumps(movie) + "\n").encode(), f"raw/tmdb/dt={TODAY}/landed-by-hand.jsonl")
-    before = Lake(lake).table(f"trusted/tmdb/dt={TODAY}/").num_rows
-    assert materialize([raw.tmdb_json, trusted.tmdb], selection=[trusted.tmdb.key], resources=_resources(lake, spark_resource), partition_key=TODAY).success
-    table = Lake(lake).table(f"trusted/tmdb/dt={TODAY}/")
+    raw_storage.put_bytes((json.dumps(movie) + "\n").encode(), f"raw/tmdb/dt={today}/landed-by-hand.jsonl")
+    before = Lake(lake).table(f"trusted/tmdb/dt={today}/").num_rows
+    assert materialize([raw.tmdb_json, trusted.tmdb], selection=[trusted.tmdb.key], resources=_resources(lake, spark_resource), partition_key=today).success
+    table = Lake(lake).table(f"trusted/tmdb/dt={today}/")
     assert table.num_rows == before + 1 and 999999001 in table.column("tmdb_id").to_pylist()
