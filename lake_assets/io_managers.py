@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import reduce
 from pathlib import Path
 
 import pyarrow as pa
@@ -28,12 +29,13 @@ from dagster import (
     TableColumn,
     TableSchema,
 )
+from pyspark.sql import functions as F
 
 from lake_assets.lake import LakeResource
 from lake_assets.partitions import dt_path, partition_key_from_path
 from lake_assets.spark import SparkResource
 from lake_assets.storage import Storage
-from lake_assets.storage.publish import MANIFEST, Published, StoredFile, committed_keys, publish
+from lake_assets.storage.publish import Published, StoredFile, committed_keys, publish
 
 JSONL_RECORDS_PER_FILE = 100  # the raw zone's convention: at most 100 records a file
 
@@ -238,18 +240,13 @@ class TrustedParquetIOManager(ConfigurableIOManager):
             keys = _committed_or_landed_keys(storage, lake_path)
             return spark.read.parquet(*_readable(storage, keys, "trusted-in"))
         frames = []
-        from pyspark.sql import functions as F
-
         for key in context.asset_partition_keys:
             keys = _committed_or_landed_keys(storage, f"{lake_path}/{dt_path(key, self.lake.dt_layout)}")
             if keys:
                 frames.append(spark.read.parquet(*_readable(storage, keys, f"trusted-in-{key}")).withColumn("dt", F.lit(key)))
         if not frames:
             raise Failure(f"no data in {storage.uri(lake_path)} for partitions {context.asset_partition_keys}")
-        result = frames[0]
-        for frame in frames[1:]:
-            result = result.unionByName(frame)
-        return result
+        return reduce(lambda a, b: a.unionByName(b), frames)
 
 
 def land_json_lines(storage: Storage, prefix: str, records: Sequence[dict]) -> Published:
@@ -373,5 +370,3 @@ def _sha256(path: Path) -> str:
             digest.update(block)
     return digest.hexdigest()
 
-
-__all__ = ["LandedFile", "JsonRecords", "SparkTable", "RawZoneIOManager", "TrustedParquetIOManager", "MANIFEST"]
