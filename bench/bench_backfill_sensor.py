@@ -24,19 +24,18 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import duckdb
+from dagster import build_sensor_context, instance_for_test
+from dagster_aws.s3.sensor import get_objects
+
+from lake_assets.resources.lake import LakeResource
+from lake_assets.sensors import MODIFIED_RESOLUTION_S, raw_arrivals_sensor
+from lake_tools.devserver import SparkConnectServer
+from lake_tools.processes import free_port
+from lake_tools.seaweedfs import REGION, SeaweedS3
+from lake_tools.seed_history import seed, snapshot_records
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import duckdb  # noqa: E402
-from dagster import build_sensor_context, instance_for_test  # noqa: E402
-from dagster_aws.s3.sensor import get_objects  # noqa: E402
-
-from lake_assets.devserver import SparkConnectServer  # noqa: E402
-from lake_assets.lake import LakeResource  # noqa: E402
-from lake_assets.seed_history import seed, snapshot_records  # noqa: E402
-from lake_assets.sensors import MODIFIED_RESOLUTION_S, raw_arrivals_sensor  # noqa: E402
-from lake_assets_tests.dagster_server import free_port  # noqa: E402
-from lake_assets_tests.s3_server import REGION, SeaweedS3  # noqa: E402
 
 START = dt.date(2024, 1, 1)
 
@@ -47,7 +46,18 @@ def materialize(lake_root: Path, workdir: Path, remote: str | None, *selection: 
     env["LAKE_ROOT"] = str(lake_root)
     if remote:
         env["SPARK_REMOTE"] = remote
-    command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "lake_assets.definitions", "--select", "trusted/tmdb", *selection]
+    command = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "asset",
+        "materialize",
+        "-m",
+        "lake_assets.definitions",
+        "--select",
+        "trusted/tmdb",
+        *selection,
+    ]
     started = time.monotonic()
     result = subprocess.run(command, env=env, cwd=workdir, capture_output=True, text=True)
     elapsed = time.monotonic() - started
@@ -58,7 +68,12 @@ def materialize(lake_root: Path, workdir: Path, remote: str | None, *selection: 
 
 def trusted_rows(lake_root: Path) -> dict[str, int]:
     pattern = lake_root / "trusted" / "tmdb" / "*" / "*.parquet"
-    return {str(d): n for d, n in duckdb.sql(f"select dt, count(*) from read_parquet('{pattern}', hive_partitioning=true) group by dt").fetchall()}
+    return {
+        str(d): n
+        for d, n in duckdb.sql(
+            f"select dt, count(*) from read_parquet('{pattern}', hive_partitioning=true) group by dt"
+        ).fetchall()
+    }
 
 
 def bench_spark(days: int, sample_runs: int, work: Path) -> list[tuple[str, str, str]]:
@@ -78,14 +93,22 @@ def bench_spark(days: int, sample_runs: int, work: Path) -> list[tuple[str, str,
     classic = [materialize(lake_root, work, None, "--partition", keys[0]) for _ in range(2)]
     mean = statistics.mean(per_run)
     return [
-        (f"trusted/tmdb, {days} days, one range run (single-run policy)", f"{single:.1f} s", f"{sum(landed.values())} rows, Spark Connect"),
+        (
+            f"trusted/tmdb, {days} days, one range run (single-run policy)",
+            f"{single:.1f} s",
+            f"{sum(landed.values())} rows, Spark Connect",
+        ),
         (
             f"trusted/tmdb, {days} days, {days} one-partition runs",
             f"{mean * days:.0f} s",
             f"extrapolated: {sample_runs} runs timed, mean {mean:.1f} s each",
         ),
         ("one daily partition, classic Spark session", f"{statistics.mean(classic):.1f} s", "mean of 2 runs, whole process"),
-        ("one daily partition, warm Spark Connect", f"{statistics.mean(connect):.1f} s", f"mean of 2 runs; server warm-up took {warm:.0f} s once"),
+        (
+            "one daily partition, warm Spark Connect",
+            f"{statistics.mean(connect):.1f} s",
+            f"mean of 2 runs; server warm-up took {warm:.0f} s once",
+        ),
     ]
 
 
@@ -97,13 +120,17 @@ def bench_sensor(objects: int, work: Path) -> list[tuple[str, str, str]]:
         server.create_bucket(bucket)
         os.environ.update(server.env())
         client = server.boto3_client(max_pool_connections=32)
-        keys = [f"lake/raw/tmdb/dt={(START + dt.timedelta(days=d)).isoformat()}/part-{n:05d}.jsonl" for d in range(days) for n in range(per_day)]
+        keys = [
+            f"lake/raw/tmdb/dt={(START + dt.timedelta(days=d)).isoformat()}/part-{n:05d}.jsonl"
+            for d in range(days)
+            for n in range(per_day)
+        ]
         started = time.monotonic()
         with ThreadPoolExecutor(32) as pool:
             list(pool.map(lambda key: client.put_object(Bucket=bucket, Key=key, Body=b'{"id": 1}\n'), keys))
         fill = time.monotonic() - started
         time.sleep(MODIFIED_RESOLUTION_S)
-        lake = LakeResource(root=f"s3://{bucket}/lake", s3_endpoint_url=server.endpoint_url, s3_region=REGION, s3_path_style=True)
+        lake = LakeResource(root=f"s3://{bucket}/lake", endpoint_url=server.endpoint_url, region_name=REGION, s3_path_style=True)
 
         with instance_for_test() as instance:
             cursor = None
@@ -137,10 +164,18 @@ def bench_sensor(objects: int, work: Path) -> list[tuple[str, str, str]]:
             timings.append(time.monotonic() - started)
         server.delete_bucket(bucket)
     return [
-        (f"sensor tick, first (full listing of {objects:,} objects)", f"{first:.2f} s", f"registers {registered} partitions, one range run; fill took {fill:.0f} s"),
+        (
+            f"sensor tick, first (full listing of {objects:,} objects)",
+            f"{first:.2f} s",
+            f"registers {registered} partitions, one range run; fill took {fill:.0f} s",
+        ),
         ("sensor tick, nothing new", f"{idle * 1000:.0f} ms", "median of 5: 1 incremental + 3 small listings"),
         ("sensor tick, 2 new objects", f"{new * 1000:.0f} ms", "lists only the 2 new keys beyond its high-water mark"),
-        ("dagster_aws get_objects, same prefix (since_key)", f"{statistics.median(timings):.2f} s", f"median of 3; lists all {objects + 2:,} keys to return {len(found)}"),
+        (
+            "dagster_aws get_objects, same prefix (since_key)",
+            f"{statistics.median(timings):.2f} s",
+            f"median of 3; lists all {objects + 2:,} keys to return {len(found)}",
+        ),
     ]
 
 
@@ -157,12 +192,12 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     header = ("measurement", "time", "notes")
-    widths = [max(w, len(h)) for w, h in zip(widths, header)]
+    widths = [max(w, len(h)) for w, h in zip(widths, header, strict=True)]
     print()
-    print(" | ".join(h.ljust(w) for h, w in zip(header, widths)))
+    print(" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
     print("-|-".join("-" * w for w in widths))
     for row in rows:
-        print(" | ".join(cell.ljust(w) for cell, w in zip(row, widths)))
+        print(" | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
     print(f"\nmachine: {os.cpu_count()} cores; each run is a whole `dagster asset materialize` process (start-up included)")
 
 

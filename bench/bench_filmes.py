@@ -14,9 +14,9 @@ import textwrap
 import time
 from pathlib import Path
 
+from lake_tools.sample_filmes import write_filmes_csv
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from lake_assets_tests.sample_filmes import write_filmes_csv  # noqa: E402
 
 PLAIN_SPARK = textwrap.dedent(
     """
@@ -72,14 +72,34 @@ def main() -> None:
         dagster = str(Path(py).parent / "dagster")
         # Land the raw file once (not timed): the asset under test is trusted/filmes.
         subprocess.run(
-            [dagster, "asset", "materialize", "-m", "lake_assets.definitions", "--select", "raw/filmes_csv",
-             "--config-json", f'{{"ops": {{"raw__filmes_csv": {{"config": {{"source_path": "{csv}"}}}}}}}}'],
-            env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                dagster,
+                "asset",
+                "materialize",
+                "-m",
+                "lake_assets.definitions",
+                "--select",
+                "raw/filmes_csv",
+                "--config-json",
+                f'{{"ops": {{"raw__filmes_csv": {{"config": {{"source_path": "{csv}"}}}}}}}}',
+            ],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         (work / "plain.py").write_text(PLAIN_SPARK)
         (work / "duck.py").write_text(DUCKDB)
         runs = {
-            "dagster asset trusted/filmes": [dagster, "asset", "materialize", "-m", "lake_assets.definitions", "--select", "trusted/filmes"],
+            "dagster asset trusted/filmes": [
+                dagster,
+                "asset",
+                "materialize",
+                "-m",
+                "lake_assets.definitions",
+                "--select",
+                "trusted/filmes",
+            ],
             "plain PySpark script": [py, str(work / "plain.py"), str(csv), str(work / "plain_out")],
             "DuckDB": [py, str(work / "duck.py"), str(csv), str(work / "duck.parquet")],
         }

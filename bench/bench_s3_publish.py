@@ -12,7 +12,6 @@ import datetime as dt
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -24,12 +23,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from lake_assets.storage import LocalStorage  # noqa: E402
-from lake_assets.storage.publish import publish  # noqa: E402
-from lake_assets.storage.s3 import S3Storage  # noqa: E402
-from lake_assets_tests.s3_server import SeaweedS3  # noqa: E402
+from lake_assets.storage import LocalStorage
+from lake_assets.storage.publish import publish
+from lake_assets.storage.s3 import S3Storage
+from lake_tools.seaweedfs import SeaweedS3
 
 BUCKET = "bench"
 WORDS = np.array(
@@ -46,7 +43,9 @@ def filmes_table(rows: int, rng: np.random.Generator) -> pa.Table:
     words = [pa.array(WORDS[rng.integers(0, len(WORDS), rows)]) for _ in range(14)]
     serial = pc.cast(pa.array(rng.integers(0, 10**9, rows)), pa.string())
     overview = pc.binary_join_element_wise(*words, serial, " ")
-    titles = pc.binary_join_element_wise(pc.utf8_capitalize(words[0]), "e o", words[1], pc.cast(pa.array(np.arange(rows)), pa.string()), " ")
+    titles = pc.binary_join_element_wise(
+        pc.utf8_capitalize(words[0]), "e o", words[1], pc.cast(pa.array(np.arange(rows)), pa.string()), " "
+    )
     genre_counts = rng.integers(1, 4, rows)
     genre_values = GENRES[rng.integers(0, len(GENRES), int(genre_counts.sum()))]
     offsets = np.concatenate([[0], np.cumsum(genre_counts)]).astype(np.int32)
@@ -96,7 +95,9 @@ def main() -> None:
         started = time.perf_counter()
         paths = write_parts(filmes_table(args.rows, np.random.default_rng(7)), work / "parts", args.files)
         total = sum(path.stat().st_size for path in paths)
-        print(f"{args.rows:,} rows in {len(paths)} Parquet files, {total / 1e6:.1f} MB (generated in {time.perf_counter() - started:.1f}s)")
+        print(
+            f"{args.rows:,} rows in {len(paths)} Parquet files, {total / 1e6:.1f} MB (generated in {time.perf_counter() - started:.1f}s)"
+        )
 
         server.start()
         os.environ.update(server.env())
@@ -111,7 +112,11 @@ def main() -> None:
 
         def plain_boto3_threads(run: int) -> None:
             with ThreadPoolExecutor(4) as pool:
-                list(pool.map(lambda item: client.upload_file(str(item[1]), BUCKET, f"plain4/{run}/{item[0]}"), named(paths).items()))
+                list(
+                    pool.map(
+                        lambda item: client.upload_file(str(item[1]), BUCKET, f"plain4/{run}/{item[0]}"), named(paths).items()
+                    )
+                )
 
         def publish_s3_new(run: int) -> None:
             publish(s3, f"trusted/filmes-{run}", named(paths))

@@ -12,16 +12,12 @@ call, no retries. Goal for the project's collector: >= 4x faster, >= 85% of the 
 import argparse
 import json
 import logging
-import sys
 import time
-from pathlib import Path
 
 import urllib3
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from lake_assets.tmdb import TMDBResource  # noqa: E402
-from lake_assets_tests.fake_tmdb import API_KEY, TOKEN, FakeTMDB, expected_records  # noqa: E402
+from lake_assets.resources.tmdb import TMDBResource
+from lake_tools.fake_tmdb import API_KEY, TOKEN, FakeTMDB, expected_records
 
 
 def seed_style_collect(base_url: str, pages: int) -> list[dict]:
@@ -40,15 +36,21 @@ def seed_style_collect(base_url: str, pages: int) -> list[dict]:
 
 
 def run(name: str, collect, args) -> dict:
-    with FakeTMDB(total_pages=552, duplicates=True, latency_s=args.latency, rate_limit_per_s=args.rate,
-                  retry_after_s=1) as server:
+    with FakeTMDB(
+        total_pages=552, duplicates=True, latency_s=args.latency, rate_limit_per_s=args.rate, retry_after_s=1
+    ) as server:
         started = time.monotonic()
         records = collect(server.base_url)
         wall = time.monotonic() - started
     return {
-        "name": name, "wall": wall, "requests": len(server.hits), "rate": len(server.hits) / wall,
-        "limit_used": len(server.hits) / wall / args.rate, "peak": server.max_requests_in_window(1.0),
-        "429s": sum(h.status == 429 for h in server.hits), "records": len(records),
+        "name": name,
+        "wall": wall,
+        "requests": len(server.hits),
+        "rate": len(server.hits) / wall,
+        "limit_used": len(server.hits) / wall / args.rate,
+        "peak": server.max_requests_in_window(1.0),
+        "429s": sum(h.status == 429 for h in server.hits),
+        "records": len(records),
         "ids": {r["id"] for r in records},
     }
 
@@ -66,8 +68,7 @@ def main() -> None:
         resource = TMDBResource(base_url=base_url, read_access_token=TOKEN, pages=args.pages, rate_limit_per_s=args.rate)
         return resource.collect().records
 
-    print(f"{args.pages} top_rated pages, server: {args.rate:g} requests/s limit, {args.latency * 1000:g} ms latency",
-          flush=True)
+    print(f"{args.pages} top_rated pages, server: {args.rate:g} requests/s limit, {args.latency * 1000:g} ms latency", flush=True)
     ours = run("lake_assets TMDBResource.collect", project, args)
     print(f"  {ours['name']}: {ours['wall']:.1f} s", flush=True)
     seed = run("seed-style sequential loop", lambda base_url: seed_style_collect(base_url, args.pages), args)
@@ -75,17 +76,33 @@ def main() -> None:
 
     expected = {r["id"] for r in expected_records(args.pages, duplicates=True)}
     header = ("collector", "wall s", "requests", "req/s", "limit used", "peak/1s", "429s", "records", "unique ids")
-    rows = [(r["name"], f"{r['wall']:.1f}", str(r["requests"]), f"{r['rate']:.1f}", f"{r['limit_used']:.0%}",
-             str(r["peak"]), str(r["429s"]), str(r["records"]), str(len(r["ids"]))) for r in (ours, seed)]
+    rows = [
+        (
+            r["name"],
+            f"{r['wall']:.1f}",
+            str(r["requests"]),
+            f"{r['rate']:.1f}",
+            f"{r['limit_used']:.0%}",
+            str(r["peak"]),
+            str(r["429s"]),
+            str(r["records"]),
+            str(len(r["ids"])),
+        )
+        for r in (ours, seed)
+    ]
     widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
     for row in (header, tuple("-" * w for w in widths), *rows):
-        print("| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths)) + " |")
+        print("| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |")
 
     speedup = seed["wall"] / ours["wall"]
-    print(f"\nspeed-up: {speedup:.1f}x (goal >= 4x); rate limit used: {ours['limit_used']:.0%} (goal >= 85%); "
-          f"requests saved: {seed['requests'] - ours['requests']} ({1 - ours['requests'] / seed['requests']:.0%})")
-    print(f"same movies: {ours['ids'] == seed['ids'] == expected} "
-          f"(seed-style keeps {seed['records'] - len(seed['ids'])} duplicate records)")
+    print(
+        f"\nspeed-up: {speedup:.1f}x (goal >= 4x); rate limit used: {ours['limit_used']:.0%} (goal >= 85%); "
+        f"requests saved: {seed['requests'] - ours['requests']} ({1 - ours['requests'] / seed['requests']:.0%})"
+    )
+    print(
+        f"same movies: {ours['ids'] == seed['ids'] == expected} "
+        f"(seed-style keeps {seed['records'] - len(seed['ids'])} duplicate records)"
+    )
 
 
 if __name__ == "__main__":

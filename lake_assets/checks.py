@@ -36,7 +36,11 @@ def filmes_rows_reconcile_with_raw(context: AssetCheckExecutionContext) -> Asset
     return AssetCheckResult(
         passed=raw_rows == accounted,
         severity=AssetCheckSeverity.ERROR,
-        metadata={"raw_data_rows": raw_rows, "trusted_rows": trusted_meta.get("dagster/row_count"), "rejected_rows": trusted_meta.get("rejected_rows")},
+        metadata={
+            "raw_data_rows": raw_rows,
+            "trusted_rows": trusted_meta.get("dagster/row_count"),
+            "rejected_rows": trusted_meta.get("rejected_rows"),
+        },
     )
 
 

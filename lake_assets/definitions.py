@@ -1,4 +1,4 @@
-"""The code location: the four lake assets, the raw-arrival sensor, and their resources.
+"""The code location: the four lake assets, their checks, the raw-arrival sensor, and their resources.
 
 Resources are built from the environment (see the README's configuration table); secrets go
 through `EnvVar`, so they are read at run time and never stored in the definitions.
@@ -9,11 +9,8 @@ from dagster import Definitions, in_process_executor
 from lake_assets.assets import raw, trusted
 from lake_assets.checks import CHECKS
 from lake_assets.io_managers import RawZoneIOManager, TrustedParquetIOManager
-from lake_assets.lake import lake_resource_from_env
+from lake_assets.resources import lake_resource_from_env, spark_resource_from_env, tmdb_resource_from_env
 from lake_assets.sensors import raw_arrivals_sensor
-from lake_assets.spark import spark_resource_from_env
-from lake_assets.tmdb import tmdb_resource_from_env
-
 
 ASSETS = [raw.filmes_csv, raw.tmdb_json, trusted.filmes, trusted.tmdb]
 
@@ -30,17 +27,13 @@ def resources_from_env() -> dict:
     }
 
 
-def build_definitions() -> Definitions:
-    return Definitions(
-        assets=ASSETS,
-        asset_checks=CHECKS,
-        sensors=[raw_arrivals_sensor],
-        resources=resources_from_env(),
-        # All steps of a run share one process, so one Spark session: a step process of its own
-        # costs ~4 s of imports plus, on a classic session, ~6 s of JVM start, and 2 cores gain
-        # nothing from running a raw step and a check in parallel.
-        executor=in_process_executor,
-    )
-
-
-defs = build_definitions()
+defs = Definitions(
+    assets=ASSETS,
+    asset_checks=CHECKS,
+    sensors=[raw_arrivals_sensor],
+    resources=resources_from_env(),
+    # All steps of a run share one process, so one Spark session: a step process of its own
+    # costs ~4 s of imports plus, on a classic session, ~6 s of JVM start, and 2 cores gain
+    # nothing from running a raw step and a check in parallel.
+    executor=in_process_executor,
+)

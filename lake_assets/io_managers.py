@@ -21,6 +21,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 from dagster import (
+    AssetsDefinition,
     ConfigurableIOManager,
     Failure,
     InputContext,
@@ -29,15 +30,16 @@ from dagster import (
     TableColumn,
     TableSchema,
 )
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lake_assets.lake import LakeResource
 from lake_assets.partitions import dt_path, partition_key_from_path
-from lake_assets.spark import SparkResource
-from lake_assets.storage import Storage
+from lake_assets.resources import LakeResource, SparkResource
+from lake_assets.storage import Storage, is_hidden
 from lake_assets.storage.publish import Published, StoredFile, committed_keys, publish
 
 JSONL_RECORDS_PER_FILE = 100  # the raw zone's convention: at most 100 records a file
+HEAD_BYTES = 64 * 1024  # enough for any header line
 
 
 @dataclass(frozen=True)
@@ -59,18 +61,38 @@ class SparkTable:
     """A trusted table: the rows, optionally the rows rejected on the way (kept in `_rejected/`), and
     DataFrames the asset cached to compute both in one pass, released once both are written."""
 
-    data: object  # pyspark.sql.DataFrame (classic or Connect)
-    rejected: object | None = None
+    data: DataFrame
+    rejected: DataFrame | None = None
     cached: tuple = ()
 
 
-def _lake_path(context: OutputContext | InputContext) -> str:
-    metadata = context.definition_metadata if isinstance(context, OutputContext) else context.upstream_output.definition_metadata
-    return metadata["lake_path"]
+LAKE_PATH = "lake_path"  # definition metadata: where an asset lives, below its zone's root
 
 
-def _zone(lake_path: str) -> str:
-    return lake_path.split("/", 1)[0]
+def lake_path(of: AssetsDefinition | OutputContext | InputContext) -> str:
+    """An asset's folder or file below the lake root (`raw/tmdb`, `trusted/filmes`), from its
+    `lake_path` definition metadata; the first segment is its zone."""
+    if isinstance(of, AssetsDefinition):
+        metadata = of.metadata_by_key[of.key]
+    elif isinstance(of, InputContext):
+        metadata = of.upstream_output.definition_metadata
+    else:
+        metadata = of.definition_metadata
+    return metadata[LAKE_PATH]
+
+
+def _zone(path: str) -> str:
+    return path.split("/", 1)[0]
+
+
+@dataclass(frozen=True)
+class RawFile:
+    """One raw file as a trusted asset reads it: a path Spark can open, and its first bytes (the
+    header, read without starting a Spark job)."""
+
+    uri: str
+    spark_path: str
+    head: bytes
 
 
 class _Staging:
@@ -107,18 +129,17 @@ def _readable(storage: Storage, keys: Iterable[str], label: str) -> list[str]:
 def _landed_keys(storage: Storage, prefix: str) -> list[str]:
     """Every data file of a raw folder: the raw zone is a landing zone, and a file dropped next to
     ones this project wrote is data too. (`_`/`.` names are bookkeeping: manifests, temp files.)"""
-    return [
-        obj.key
-        for obj in storage.list(prefix.rstrip("/") + "/")
-        if not any(part.startswith(("_", ".")) for part in obj.key[len(prefix) :].split("/"))
-    ]
+    return [obj.key for obj in storage.list(prefix.rstrip("/") + "/") if not is_hidden(obj.key[len(prefix) :])]
 
 
 def _committed_or_landed_keys(storage: Storage, prefix: str) -> list[str]:
-    """The data files of a trusted folder: its committed version when published by this project
-    (never a half-published one), otherwise every data file (written by another tool)."""
+    """The table data files of a trusted folder: its committed version when published by this
+    project (never a half-published one), otherwise every data file (written by another tool).
+    A version also holds its `_rejected/` rows: those are never table data."""
     committed = committed_keys(storage, prefix)
-    return committed if committed is not None else _landed_keys(storage, prefix)
+    if committed is None:
+        return _landed_keys(storage, prefix)
+    return [key for key in committed if not is_hidden(key[len(prefix) :])]
 
 
 class RawZoneIOManager(ConfigurableIOManager):
@@ -127,20 +148,20 @@ class RawZoneIOManager(ConfigurableIOManager):
     lake: LakeResource
 
     def handle_output(self, context: OutputContext, obj: LandedFile | JsonRecords) -> None:
-        lake_path = _lake_path(context)
-        storage = self.lake.storage(_zone(lake_path))
+        path = lake_path(context)
+        storage = self.lake.storage(_zone(path))
         if isinstance(obj, LandedFile):
-            storage.put_file(obj.path, lake_path)
+            storage.put_file(obj.path, path)
             context.add_output_metadata(
                 {
-                    "path": MetadataValue.path(storage.uri(lake_path)),
+                    "path": MetadataValue.path(storage.uri(path)),
                     "bytes": obj.path.stat().st_size,
                     "sha256": _sha256(obj.path),
                 }
             )
         elif isinstance(obj, JsonRecords):
             (key,) = context.asset_partition_keys  # one collection lands one day
-            prefix = f"{lake_path}/{dt_path(key, self.lake.dt_layout)}"
+            prefix = f"{path}/{dt_path(key, self.lake.dt_layout)}"
             published = land_json_lines(storage, prefix, obj.records)
             context.add_output_metadata(
                 {
@@ -153,24 +174,26 @@ class RawZoneIOManager(ConfigurableIOManager):
         else:
             raise TypeError(f"raw zone output must be LandedFile or JsonRecords, got {type(obj).__name__}")
 
-    def load_input(self, context: InputContext) -> str | dict[str, list[str]]:
-        """Spark-readable location(s): the file for an unpartitioned asset, else
-        {partition key: [data files]} for the partitions this step reads."""
-        lake_path = _lake_path(context)
-        storage = self.lake.storage(_zone(lake_path))
+    def load_input(self, context: InputContext) -> RawFile | dict[str, list[str]]:
+        """The file of an unpartitioned asset, else {partition key: [Spark-readable data files]} for
+        the partitions this step reads."""
+        path = lake_path(context)
+        storage = self.lake.storage(_zone(path))
         if not context.has_asset_partitions:
-            if not list(storage.list(lake_path)):
-                raise Failure(f"nothing at {storage.uri(lake_path)}: materialise {context.asset_key.to_user_string()} first")
-            return _readable(storage, [lake_path], "raw-in")[0]
+            found = [obj for obj in storage.list(path) if obj.key == path]
+            if not found:
+                raise Failure(f"nothing at {storage.uri(path)}: materialise {context.asset_key.to_user_string()} first")
+            head = storage.get_range(path, 0, min(found[0].size, HEAD_BYTES))
+            return RawFile(storage.uri(path), _readable(storage, [path], "raw-in")[0], head)
         found = {}
         for key in context.asset_partition_keys:
-            prefix = f"{lake_path}/{dt_path(key, self.lake.dt_layout)}"
+            prefix = f"{path}/{dt_path(key, self.lake.dt_layout)}"
             found[key] = _readable(storage, _landed_keys(storage, prefix), f"raw-in-{key}")
         missing = [key for key, paths in found.items() if not paths]
         if missing:
             raise Failure(
                 f"no raw files for {len(missing)} partition(s) of {context.asset_key.to_user_string()} "
-                f"({', '.join(missing[:5])}{'…' if len(missing) > 5 else ''}) under {storage.uri(lake_path)}: "
+                f"({', '.join(missing[:5])}{'…' if len(missing) > 5 else ''}) under {storage.uri(path)}: "
                 "materialise them, or land files there"
             )
         return found
@@ -189,63 +212,69 @@ class TrustedParquetIOManager(ConfigurableIOManager):
 
     def handle_output(self, context: OutputContext, obj) -> None:
         table = obj if isinstance(obj, SparkTable) else SparkTable(obj)
-        lake_path = _lake_path(context)
-        storage = self.lake.storage(_zone(lake_path))
+        path = lake_path(context)
+        storage = self.lake.storage(_zone(path))
         stage = _SparkStage(storage)
         try:
             if context.has_asset_partitions:
-                metadata = self._publish_partitions(context, storage, lake_path, table, stage)
+                metadata = self._publish_partitions(context, storage, path, table, stage)
             else:
-                metadata = self._publish_table(storage, lake_path, table, stage)
+                metadata = self._publish_table(storage, path, table, stage)
         finally:
             for df in table.cached:
                 df.unpersist()
             stage.close()
         context.add_output_metadata(metadata)
 
-    def _publish_table(self, storage: Storage, lake_path: str, table: SparkTable, stage: "_SparkStage") -> dict:
+    def _publish_table(self, storage: Storage, path: str, table: SparkTable, stage: "_SparkStage") -> dict:
         files = stage.write(table.data, "data")
         rejected = stage.write(table.rejected, "rejected") if table.rejected is not None else {}
-        published = publish(storage, lake_path, {**files, **{f"_rejected/{n}": f for n, f in rejected.items()}})
-        metadata = _table_metadata(storage, lake_path, table.data, list(files.values()), published.bytes)
-        return {**metadata, **_rejected_metadata(storage, f"{lake_path}/_rejected", table, rejected.values())}
+        published = publish(storage, path, {**files, **{f"_rejected/{n}": f for n, f in rejected.items()}})
+        metadata = _table_metadata(storage, path, table.data, list(files.values()), published.bytes)
+        return {**metadata, **_rejected_metadata(storage, f"{path}/_rejected", table, rejected.values())}
 
-    def _publish_partitions(self, context: OutputContext, storage: Storage, lake_path: str, table: SparkTable, stage: "_SparkStage") -> dict:
+    def _publish_partitions(
+        self, context: OutputContext, storage: Storage, path: str, table: SparkTable, stage: "_SparkStage"
+    ) -> dict:
         keys = list(context.asset_partition_keys)
         # One Spark job writes every partition of the run (a backfill range included).
         data = _by_partition(stage.write(table.data, "data", partition_by="dt"), keys, context)
-        rejected = _by_partition(stage.write(table.rejected, "rejected", partition_by="dt"), keys, context) if table.rejected is not None else {}
+        rejected = (
+            _by_partition(stage.write(table.rejected, "rejected", partition_by="dt"), keys, context)
+            if table.rejected is not None
+            else {}
+        )
         rows_by_key, total_bytes = {}, 0
         for key in keys:
             # A key with no rows is published empty: a stale previous version must not survive.
             files = {**data.get(key, {}), **{f"_rejected/{n}": f for n, f in rejected.get(key, {}).items()}}
-            total_bytes += publish(storage, f"{lake_path}/{dt_path(key, self.lake.dt_layout)}", files).bytes
+            total_bytes += publish(storage, f"{path}/{dt_path(key, self.lake.dt_layout)}", files).bytes
             rows_by_key[key] = _row_count(storage, data.get(key, {}).values())
         data_files = [f for files in data.values() for f in files.values()]
         rejected_files = [f for files in rejected.values() for f in files.values()]
-        metadata = _table_metadata(storage, lake_path, table.data, data_files, total_bytes)
+        metadata = _table_metadata(storage, path, table.data, data_files, total_bytes)
         if len(keys) == 1:
-            metadata["path"] = MetadataValue.path(storage.uri(f"{lake_path}/{dt_path(keys[0], self.lake.dt_layout)}"))
+            metadata["path"] = MetadataValue.path(storage.uri(f"{path}/{dt_path(keys[0], self.lake.dt_layout)}"))
         else:
             metadata["partitions"] = len(keys)
             metadata["rows_by_partition"] = MetadataValue.json(rows_by_key)
         partition_folder = dt_path(keys[0], self.lake.dt_layout) if len(keys) == 1 else "dt=*"
-        return {**metadata, **_rejected_metadata(storage, f"{lake_path}/{partition_folder}/_rejected", table, rejected_files)}
+        return {**metadata, **_rejected_metadata(storage, f"{path}/{partition_folder}/_rejected", table, rejected_files)}
 
     def load_input(self, context: InputContext):
-        lake_path = _lake_path(context)
-        storage = self.lake.storage(_zone(lake_path))
+        path = lake_path(context)
+        storage = self.lake.storage(_zone(path))
         spark = self.spark.spark_session
         if not context.has_asset_partitions:
-            keys = _committed_or_landed_keys(storage, lake_path)
+            keys = _committed_or_landed_keys(storage, path)
             return spark.read.parquet(*_readable(storage, keys, "trusted-in"))
         frames = []
         for key in context.asset_partition_keys:
-            keys = _committed_or_landed_keys(storage, f"{lake_path}/{dt_path(key, self.lake.dt_layout)}")
+            keys = _committed_or_landed_keys(storage, f"{path}/{dt_path(key, self.lake.dt_layout)}")
             if keys:
                 frames.append(spark.read.parquet(*_readable(storage, keys, f"trusted-in-{key}")).withColumn("dt", F.lit(key)))
         if not frames:
-            raise Failure(f"no data in {storage.uri(lake_path)} for partitions {context.asset_partition_keys}")
+            raise Failure(f"no data in {storage.uri(path)} for partitions {context.asset_partition_keys}")
         return reduce(lambda a, b: a.unionByName(b), frames)
 
 
@@ -305,18 +334,22 @@ class _SparkStage:
             found = {p.relative_to(folder).as_posix(): p for p in folder.rglob("*.parquet")}
         else:
             prefix = f"{self.key}/{name}/"
-            found = {o.key[len(prefix) :]: StoredFile(o.key, o.size) for o in self.storage.list(prefix) if o.key.endswith(".parquet")}
+            found = {
+                o.key[len(prefix) :]: StoredFile(o.key, o.size) for o in self.storage.list(prefix) if o.key.endswith(".parquet")
+            }
         # Spark's bookkeeping (_SUCCESS, _temporary/, .crc) is never data.
-        return {rel: f for rel, f in sorted(found.items()) if not any(part.startswith(("_", ".")) for part in rel.split("/"))}
+        return {rel: f for rel, f in sorted(found.items()) if not is_hidden(rel)}
 
     def close(self) -> None:
         if self.local is not None:
             shutil.rmtree(self.local, ignore_errors=True)
         else:
-            self.storage.delete([o.key for o in self.storage.list(f"{self.key}/")])
+            self.storage.delete_tree(self.key)
 
 
-def _by_partition(files: dict[str, Path | StoredFile], keys: list[str], context: OutputContext) -> dict[str, dict[str, Path | StoredFile]]:
+def _by_partition(
+    files: dict[str, Path | StoredFile], keys: list[str], context: OutputContext
+) -> dict[str, dict[str, Path | StoredFile]]:
     """Spark's `dt=<key>/part-….parquet` files grouped by partition key: {key: {file name: file}}."""
     by_key: dict[str, dict] = {}
     for rel, source in files.items():
@@ -351,9 +384,9 @@ def _parquet_rows(storage: Storage, source: Path | StoredFile) -> int:
     return pq.read_metadata(pa.BufferReader(b"PAR1" + footer + tail)).num_rows
 
 
-def _table_metadata(storage: Storage, lake_path: str, df, files: list[Path | StoredFile], total_bytes: int) -> dict:
+def _table_metadata(storage: Storage, path: str, df, files: list[Path | StoredFile], total_bytes: int) -> dict:
     return {
-        "path": MetadataValue.path(storage.uri(lake_path)),
+        "path": MetadataValue.path(storage.uri(path)),
         "bytes": total_bytes,
         "files": len(files),
         "dagster/row_count": _row_count(storage, files),
@@ -369,4 +402,3 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: data.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-

@@ -5,18 +5,21 @@ Partition keys are UTC collection dates, `YYYY-MM-DD`.
 
 import os
 import re
-from enum import Enum
+from enum import StrEnum
 
 from dagster import DailyPartitionsDefinition
 
-# Configurable so a demo can seed years of history; the default covers the programme's data.
-TMDB_START_DATE = os.environ.get("TMDB_START_DATE", "2024-01-01")
+# The first day this lake collected, so that a day the UI calls "missing" was really missed: TMDB serves
+# only today's data, so days before the first collection can never be filled. Set it earlier only when
+# history arrives as files (a migration, or `make seed-history` for a demo).
+FIRST_COLLECTION_DATE = "2026-12-01"
+TMDB_START_DATE = os.environ.get("TMDB_START_DATE") or FIRST_COLLECTION_DATE
 
 # end_offset=1: today's partition exists, because the collector runs during the day it collects.
 daily_partitions = DailyPartitionsDefinition(start_date=TMDB_START_DATE, end_offset=1, timezone="UTC")
 
 
-class DtLayout(str, Enum):
+class DtLayout(StrEnum):
     """How a partition key becomes a folder.
 
     `hive` (default) gives one `dt=2024-03-31` segment: the form Spark, Hive, Athena/Glue, DuckDB and

@@ -1,51 +1,10 @@
 """The raw-arrival sensor: raw files that land from outside Dagster become materialisations of the raw
 assets, and runs of the trusted assets that read them.
 
-What it watches (through the `Storage` interface only, so the same code serves a local lake and S3):
-
-- `raw/filmes/filmes.csv`, the one file `raw/filmes_csv` lands and `trusted/filmes` reads. A new or
-  replaced file registers a materialisation of `raw/filmes_csv` and requests `trusted/filmes`.
-- `raw/tmdb/dt=D/*`: new or replaced files register partition D of `raw/tmdb_json` and request
-  partition D of `trusted/tmdb`. Dates that arrive together are requested as one run per
-  contiguous range of dates (`trusted/tmdb` has a single-run backfill policy: a 30-day history is one
-  Spark job, not 30 process starts); a gap in the dates splits the range, because a range run fails
-  on a date that has no raw files.
-
-What a tick lists, so that its cost grows with the new objects, not with the bucket:
-
-- `raw/tmdb/` incrementally: `start_after` is the last key the previous listing of that same prefix
-  returned (never a key computed from a prefix: S3-compatible servers order keys differently across
-  "/" boundaries). Everything it returns is new to the sensor.
-- in full, with the ETag of every object remembered in the cursor: the filmes key and the folders
-  of today's and yesterday's partitions, where files are still expected to change. A replaced file
-  there (same key, new ETag) is seen on the next tick.
-- the whole of `raw/tmdb/` once an hour, and on the first tick. This catches what the incremental
-  listing cannot see: a file added below the high-water mark (an older date's folder) or replaced in
-  an older folder. Without per-object memory for those, an object counts as handled when it is older
-  than the latest materialisation of its raw partition (by a run or by this sensor).
-
-What does not (yet) request a trusted run:
-
-- names starting with `_` or `.` below a partition folder: the publish protocol's `_manifest.json`,
-  `_rejected/`, a writer's temporary files;
-- files the project's own runs wrote: objects not newer than the latest materialisation of their raw
-  partition recorded by a run (the raw IO manager writes the files, then Dagster records the
-  materialisation);
-- files in a raw partition that a queued or running run plans to materialise: they are kept in the
-  cursor and judged again once that run has ended (it is then their writer, or it failed);
-- files younger than one second (S3 reports modification times in whole seconds) wait one tick, so a registration is always certainly later than the files it covers, and a file that lands
-  after it is certainly newer;
-- on the first tick or an hourly rescan, files older than the start of the run that last computed
-  their trusted partition: that run already read them (e.g. history seeded, then backfilled from the
-  UI, then the sensor turned on), so only the raw partition is registered.
-
-The times compared are the storage's modification times and the Dagster instance's event times, so
-the two clocks must agree (NTP) to well within a tick.
-
-Run keys hash the arriving objects (key, ETag, modification time), so a tick evaluated twice from the
-same cursor (a daemon crash before the cursor was saved) requests nothing new. The state lives in the
-sensor's cursor in the Dagster instance, not in an object of the lake; a reset cursor only costs one
-full listing, and the materialisation times above keep it from registering anything twice.
+A tick lists incrementally (`start_after` the last key it saw), lists today's and yesterday's folders
+and `filmes.csv` in full with ETags in the cursor, and the whole prefix once an hour; it ignores
+bookkeeping names and the project's own writes, and hashes arriving files into run keys. The design,
+and why each rule is there: docs/sensor.md.
 """
 
 import datetime as dt
@@ -73,9 +32,10 @@ from dagster import (
 )
 
 from lake_assets.assets import raw, trusted
-from lake_assets.lake import LakeResource
+from lake_assets.io_managers import lake_path
 from lake_assets.partitions import DtLayout, daily_partitions, dt_path, partition_key_from_path
-from lake_assets.storage import ObjectInfo, Storage
+from lake_assets.resources import LakeResource
+from lake_assets.storage import ObjectInfo, Storage, is_hidden
 
 SENSOR_NAME = "raw_arrivals_sensor"
 TICK_INTERVAL_S = 30
@@ -98,12 +58,8 @@ _ACTIVE_RUN_STATUSES = [
 _MAX_FILES_IN_METADATA = 20
 
 
-def _lake_path(asset) -> str:
-    return asset.metadata_by_key[asset.key]["lake_path"]
-
-
-FILMES_KEY = _lake_path(raw.filmes_csv)  # raw/filmes/filmes.csv
-TMDB_PREFIX = _lake_path(raw.tmdb_json) + "/"  # raw/tmdb/
+FILMES_KEY = lake_path(raw.filmes_csv)  # raw/filmes/filmes.csv
+TMDB_PREFIX = lake_path(raw.tmdb_json) + "/"  # raw/tmdb/
 TRUSTED_OF = {raw.filmes_csv.key: trusted.filmes.key, raw.tmdb_json.key: trusted.tmdb.key}
 
 
@@ -189,7 +145,9 @@ def evaluate(context: SensorEvaluationContext, lake: LakeResource, now: float) -
             by_target[target].append((obj, how))
     outside = sorted(t.partition for t in by_target if t.partition is not None and not _is_partition(t.partition, now))
     if outside:
-        context.log.warning(f"{SENSOR_NAME}: ignored files under {TMDB_PREFIX} for dates outside the daily partitions: {outside[:5]}")
+        context.log.warning(
+            f"{SENSOR_NAME}: ignored files under {TMDB_PREFIX} for dates outside the daily partitions: {outside[:5]}"
+        )
 
     judge = _Judge(context.instance)
     events, requests, deferred, registered_only = [], defaultdict(list), [], []
@@ -213,7 +171,9 @@ def evaluate(context: SensorEvaluationContext, lake: LakeResource, now: float) -
 
     run_requests = [request for key, items in sorted(requests.items()) for request in _run_requests(key, items)]
     if deferred:
-        context.log.info(f"{SENSOR_NAME}: {len(deferred)} file(s) deferred to the next tick: still landing, or a run is materialising their raw partition")
+        context.log.info(
+            f"{SENSOR_NAME}: {len(deferred)} file(s) deferred to the next tick: still landing, or a run is materialising their raw partition"
+        )
     if registered_only:
         context.log.info(
             f"{SENSOR_NAME}: registered {len(registered_only)} raw partition(s) whose trusted partition was computed "
@@ -262,7 +222,7 @@ def _list(storage: Storage, cursor: Cursor, layout: DtLayout, now: float) -> tup
 
 
 def _watched_prefixes(layout: DtLayout, now: float) -> list[str]:
-    today = dt.datetime.fromtimestamp(now, dt.timezone.utc).date()
+    today = dt.datetime.fromtimestamp(now, dt.UTC).date()
     days = [(today - dt.timedelta(days=n)).isoformat() for n in (1, 0)]
     return [FILMES_KEY] + [f"{TMDB_PREFIX}{dt_path(day, layout)}/" for day in days if _is_partition(day, now)]
 
@@ -275,7 +235,7 @@ def _list_watched(storage: Storage, prefix: str) -> Iterator[ObjectInfo]:
 
 
 def _is_partition(partition: str, now: float) -> bool:
-    with partition_loading_context(effective_dt=dt.datetime.fromtimestamp(now, dt.timezone.utc)):
+    with partition_loading_context(effective_dt=dt.datetime.fromtimestamp(now, dt.UTC)):
         return daily_partitions.has_partition_key(partition)
 
 
@@ -288,8 +248,7 @@ def _target(key: str, layout: DtLayout) -> Target | None:
     partition = partition_key_from_path(below_table, layout)
     if partition is None:
         return None
-    below_partition = below_table[len(dt_path(partition, layout)) + 1 :]
-    if any(part.startswith(("_", ".")) for part in below_partition.split("/")):
+    if is_hidden(below_table[len(dt_path(partition, layout)) + 1 :]):
         return None
     return Target(raw.tmdb_json.key, partition)
 
@@ -380,7 +339,9 @@ def _run_requests(trusted_key: AssetKey, items: list[tuple[Target, list[ObjectIn
         start, end = chunk[0][0].partition, chunk[-1][0].partition
         objects = [obj for _, objs in chunk for obj in objs]
         if start == end:
-            requests.append(RunRequest(run_key=f"{name}:{start}:{_digest(objects)}", asset_selection=[trusted_key], partition_key=start))
+            requests.append(
+                RunRequest(run_key=f"{name}:{start}:{_digest(objects)}", asset_selection=[trusted_key], partition_key=start)
+            )
         else:
             requests.append(
                 RunRequest(

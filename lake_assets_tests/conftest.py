@@ -1,18 +1,21 @@
-"""Shared fixtures: one Spark session and (see s3_server.py) one S3 server per test session."""
+"""Shared fixtures: one Spark session and (see lake_tools/seaweedfs.py) one S3 server per test session."""
 
 import os
 import uuid
 
 import pytest
 
-from lake_assets_tests.dagster_server import dagster_server  # noqa: F401  (session fixture of the e2e tests)
-
+# Before anything imports lake_assets: the tests land history from 2024 (the daily partitions start
+# there), and Spark binds to loopback.
+os.environ["TMDB_START_DATE"] = "2024-01-01"
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+
+from lake_assets_tests.dagster_server import dagster_server  # noqa: E402, F401  (session fixture of the e2e tests)
 
 
 @pytest.fixture(scope="session")
 def spark_resource():
-    from lake_assets.spark import spark_resource_from_env
+    from lake_assets.resources.spark import spark_resource_from_env
 
     return spark_resource_from_env()
 
@@ -25,7 +28,7 @@ def spark(spark_resource):
 @pytest.fixture(scope="session")
 def s3_server():
     """One SeaweedFS S3 for the session; random ports and credentials, killed even if pytest dies."""
-    from lake_assets_tests.s3_server import SeaweedS3
+    from lake_tools.seaweedfs import SeaweedS3
 
     server = SeaweedS3().start()
     yield server
@@ -57,4 +60,4 @@ def storage_backend(request, tmp_path):
     if request.param == "local":
         return open_storage(str(tmp_path / "lake"))
     root = request.getfixturevalue("s3_lake_root")
-    return open_storage(root, endpoint_url=os.environ["AWS_ENDPOINT_URL"], region=os.environ["AWS_REGION"])
+    return open_storage(root, endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=os.environ["AWS_REGION"])

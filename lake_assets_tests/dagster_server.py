@@ -10,9 +10,6 @@ both, so no server outlives the test run.
 
 import json
 import os
-import socket
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,29 +17,13 @@ from pathlib import Path
 import pytest
 import requests
 
-from lake_assets.devserver import SparkConnectServer, prepare_dagster_home, start_dagster_dev, stop_process_group
-from lake_assets.lake import LakeResource
+from lake_assets.resources.lake import LakeResource
+from lake_tools.devserver import SparkConnectServer, prepare_dagster_home, start_dagster_dev
+from lake_tools.processes import free_port, reap, start_watchdog, stop_process_group
 
 LOCATION = "lake_assets"
 REPOSITORY = "__repository__"  # the name Dagster gives the repository of a `Definitions` object
 READY_TIMEOUT_S = 180
-
-# Runs as its own process: when the owner (pytest) goes away, SIGKILL dagster dev's process group
-# and the Spark JVM. pidfds make this immune to PID reuse.
-_WATCHER = """
-import os, select, signal, sys
-owner, group, spark = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-try:
-    owner_fd = os.pidfd_open(owner)
-    select.select([owner_fd], [], [])
-except ProcessLookupError:
-    pass
-for kill in (lambda: os.killpg(group, signal.SIGKILL), lambda: os.kill(spark, signal.SIGKILL)):
-    try:
-        kill()
-    except (ProcessLookupError, PermissionError):
-        pass
-"""
 
 
 @dataclass
@@ -68,12 +49,6 @@ class DagsterServer:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _location_loaded(server: DagsterServer) -> bool:
     data = server.graphql(
         """{ workspaceOrError { ... on Workspace { locationEntries { name
@@ -96,17 +71,13 @@ def dagster_server(tmp_path_factory):
     home = prepare_dagster_home(base / "dagster_home")
     lake_root = base / "lake"
     env = {name: value for name, value in os.environ.items() if not name.startswith(("TMDB_", "LAKE_", "AWS_", "DAGSTER_"))}
-    env.update(LAKE_ROOT=str(lake_root), SPARK_REMOTE=spark.remote)
+    env.update(LAKE_ROOT=str(lake_root), SPARK_REMOTE=spark.remote, TMDB_START_DATE=os.environ["TMDB_START_DATE"])
     port = free_port()
     log_path = base / "dagster-dev.log"
     with log_path.open("wb") as log:
         # cwd: a folder without a dagster.yaml, so dagster dev uses DAGSTER_HOME's copy and says nothing.
         process = start_dagster_dev(home, env, port, cwd=base, log=log)
-    watcher = subprocess.Popen(
-        [sys.executable, "-c", _WATCHER, str(os.getpid()), str(process.pid), str(spark.pid())],
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    watcher = start_watchdog(groups=[process.pid], pids=[spark.pid()])
     server = DagsterServer(url=f"http://127.0.0.1:{port}", lake_root=lake_root, dagster_home=home, log_path=log_path)
     try:
         spark.warm_up()  # while Dagster starts
@@ -126,5 +97,4 @@ def dagster_server(tmp_path_factory):
     finally:
         stop_process_group(process)
         spark.stop()
-        watcher.kill()
-        watcher.wait()
+        reap(watcher)

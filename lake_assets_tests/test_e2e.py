@@ -10,9 +10,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from lake_assets.seed_history import seed, snapshot_records
 from lake_assets.sensors import SENSOR_NAME
 from lake_assets_tests.dagster_server import LOCATION, REPOSITORY
+from lake_tools.seed_history import seed, snapshot_records
 
 pytestmark = pytest.mark.e2e
 
@@ -32,7 +32,9 @@ def _wait(what: str, check, timeout: float, server, every: float = 2.0):
         if result:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n--- dagster dev log ---\n{server.log_tail()}")
+            raise AssertionError(
+                f"timed out after {timeout:.0f}s waiting for {what}\n--- dagster dev log ---\n{server.log_tail()}"
+            )
         time.sleep(every)
 
 
@@ -87,9 +89,9 @@ def backfill(dagster_server, records):
 
 
 def test_the_four_assets_and_their_partitions(dagster_server):
-    before = dt.datetime.now(dt.timezone.utc).date().isoformat()
+    before = dt.datetime.now(dt.UTC).date().isoformat()
     nodes = dagster_server.graphql("{ assetNodes { assetKey { path } isPartitioned partitionKeys } }")["assetNodes"]
-    after = dt.datetime.now(dt.timezone.utc).date().isoformat()
+    after = dt.datetime.now(dt.UTC).date().isoformat()
     by_key = {"/".join(n["assetKey"]["path"]): n for n in nodes}
     assert set(by_key) == {"raw/filmes_csv", "raw/tmdb_json", "trusted/filmes", "trusted/tmdb"}
     assert not by_key["raw/filmes_csv"]["isPartitioned"] and not by_key["trusted/filmes"]["isPartitioned"]
@@ -131,7 +133,13 @@ def test_the_sensor_registers_new_raw_files_and_their_trusted_partitions_appear(
 
     # First tick: a full listing finds the 30 seeded days. The backfill already read them, so it
     # registers raw/tmdb_json for each day and requests no run.
-    first = _wait("the sensor's first tick", lambda: [t for t in ticks() if t["status"] in ("SUCCESS", "SKIPPED", "FAILURE")], 90, dagster_server, 1.0)
+    first = _wait(
+        "the sensor's first tick",
+        lambda: [t for t in ticks() if t["status"] in ("SUCCESS", "SKIPPED", "FAILURE")],
+        90,
+        dagster_server,
+        1.0,
+    )
     assert first[-1]["status"] != "FAILURE" and first[-1]["runIds"] == [], first
 
     landed = seed(dagster_server.lake, dt.date.fromisoformat(ARRIVALS[0]), len(ARRIVALS), records)
@@ -141,7 +149,9 @@ def test_the_sensor_registers_new_raw_files_and_their_trusted_partitions_appear(
         return all(day in rows for day in ARRIVALS) and rows
 
     rows = _wait("the sensor's run to write the new partitions", arrived, SENSOR_TIMEOUT_S, dagster_server)
-    assert {day: rows[day] for day in ARRIVALS} == {day: _raw_movie_ids(dagster_server.lake_root, day) for day in ARRIVALS} == landed
+    assert (
+        {day: rows[day] for day in ARRIVALS} == {day: _raw_movie_ids(dagster_server.lake_root, day) for day in ARRIVALS} == landed
+    )
 
     runs = _wait(
         "the sensor's run to succeed",

@@ -25,5 +25,5 @@ def test_partition_key_from_foreign_paths_is_none(path):
 def test_daily_partitions_include_today():
     import datetime as dt
 
-    today = dt.datetime.now(dt.timezone.utc).date().isoformat()
+    today = dt.datetime.now(dt.UTC).date().isoformat()
     assert today in daily_partitions.get_partition_keys()

@@ -23,12 +23,14 @@ import pytest
 from lake_assets.storage.base import Storage
 from lake_assets.storage.publish import MANIFEST, committed_keys, publish
 from lake_assets.storage.s3 import LakeStorageError, S3Storage
-from lake_assets_tests.s3_server import SeaweedS3
+from lake_tools.seaweedfs import SeaweedS3
 
 PREFIX = "trusted/tmdb/dt=2024-03-31"
 
 
-def _write_version(folder: Path, version: str, files: int, rows_per_file: int, payload_bytes: int = 16) -> tuple[dict[str, Path], pa.Table]:
+def _write_version(
+    folder: Path, version: str, files: int, rows_per_file: int, payload_bytes: int = 16
+) -> tuple[dict[str, Path], pa.Table]:
     """Parquet part files named like Spark's (a write id in each name) and the rows they hold."""
     folder.mkdir(parents=True)
     write_id = uuid.uuid4().hex[:12]
@@ -169,7 +171,9 @@ def test_server_killed_mid_publish_then_restarted_still_serves_the_previous_vers
     server.restart()
     client = server.boto3_client()
     listed = {obj["Key"]: obj["Size"] for obj in client.list_objects_v2(Bucket="lake", Prefix=f"lake/{PREFIX}/")["Contents"]}
-    landed = {f"lake/{PREFIX}/{name}": path.stat().st_size for name, path in v2_files.items() if f"lake/{PREFIX}/{name}" in listed}
+    landed = {
+        f"lake/{PREFIX}/{name}": path.stat().st_size for name, path in v2_files.items() if f"lake/{PREFIX}/{name}" in listed
+    }
     assert len(landed) >= 4, "the kill should come after some of the new files landed"
     assert all(listed[key] == size for key, size in landed.items()), "an acknowledged upload came back partial"
     assert committed_keys(storage, PREFIX) == _published_keys(v1_files)
@@ -178,7 +182,9 @@ def test_server_killed_mid_publish_then_restarted_still_serves_the_previous_vers
     published = publish(storage, PREFIX, v2_files)
     assert published.keys == committed_keys(storage, PREFIX) == _published_keys(v2_files)
     assert _read_committed(storage, tmp_path / "read-after-rerun").equals(v2_rows.sort_by("id"))
-    everything = [obj["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket="lake") for obj in page.get("Contents", [])]
+    everything = [
+        obj["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket="lake") for obj in page.get("Contents", [])
+    ]
     assert sorted(everything) == sorted([f"lake/{key}" for key in published.keys] + [f"lake/{PREFIX}/{MANIFEST}"])
 
 
@@ -209,7 +215,7 @@ def test_the_server_never_outlives_a_test_process_that_is_killed(tmp_path):
             sys.executable,
             "-c",
             "import json, os, signal\n"
-            "from lake_assets_tests.s3_server import SeaweedS3\n"
+            "from lake_tools.seaweedfs import SeaweedS3\n"
             "server = SeaweedS3().start()\n"
             "print(json.dumps({'pid': server.pid, 'dir': str(server.data_dir), 'ports': server.ports}), flush=True)\n"
             "os.kill(os.getpid(), signal.SIGKILL)\n",

@@ -15,16 +15,16 @@ from dagster import AssetKey, DagsterInstance, SensorResult, build_sensor_contex
 from lake_assets import sensors
 from lake_assets.assets import raw
 from lake_assets.io_managers import RawZoneIOManager
-from lake_assets.lake import LakeResource
-from lake_assets.seed_history import seed
+from lake_assets.resources.lake import LakeResource
+from lake_assets.resources.tmdb import TMDBResource
 from lake_assets.sensors import RESCAN_INTERVAL_S, raw_arrivals_sensor
 from lake_assets.storage.local import LocalStorage
 from lake_assets.storage.s3 import S3Storage
-from lake_assets.tmdb import TMDBResource
+from lake_tools.seed_history import seed
 
 RAW_TMDB, RAW_FILMES = AssetKey(["raw", "tmdb_json"]), AssetKey(["raw", "filmes_csv"])
 TRUSTED_TMDB = AssetKey(["trusted", "tmdb"])
-TODAY = dt.datetime.now(dt.timezone.utc).date().isoformat()
+TODAY = dt.datetime.now(dt.UTC).date().isoformat()
 RECORDS = [{"id": i, "title": f"movie {i}"} for i in range(1, 41)]
 
 
@@ -33,7 +33,9 @@ def lake(request, tmp_path) -> LakeResource:
     if request.param == "local":
         return LakeResource(root=str(tmp_path / "lake"))
     root = request.getfixturevalue("s3_lake_root")
-    return LakeResource(root=root, s3_endpoint_url=os.environ["AWS_ENDPOINT_URL"], s3_region=os.environ["AWS_REGION"], s3_path_style=True)
+    return LakeResource(
+        root=root, endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=os.environ["AWS_REGION"], s3_path_style=True
+    )
 
 
 @pytest.fixture
@@ -71,7 +73,9 @@ class Daemon:
         self.launched: dict[str, object] = {}  # run key -> request
 
     def evaluate(self, cursor: str | None = None) -> SensorResult:
-        context = build_sensor_context(instance=self.instance, cursor=cursor, resources={"lake": self.lake}, sensor_name=sensors.SENSOR_NAME)
+        context = build_sensor_context(
+            instance=self.instance, cursor=cursor, resources={"lake": self.lake}, sensor_name=sensors.SENSOR_NAME
+        )
         return raw_arrivals_sensor(context)
 
     def tick(self) -> tuple[list, list]:
@@ -309,7 +313,11 @@ def test_first_tick_after_a_backfill_registers_raw_but_requests_no_rerun(lake, i
 
 def _fill(storage, days: int, per_day: int) -> None:
     start = dt.date(2024, 1, 1)
-    keys = [f"raw/tmdb/dt={(start + dt.timedelta(days=d)).isoformat()}/part-{n:05d}.jsonl" for d in range(days) for n in range(per_day)]
+    keys = [
+        f"raw/tmdb/dt={(start + dt.timedelta(days=d)).isoformat()}/part-{n:05d}.jsonl"
+        for d in range(days)
+        for n in range(per_day)
+    ]
     with ThreadPoolExecutor(16 if isinstance(storage, S3Storage) else 1) as pool:
         list(pool.map(lambda key: storage.put_bytes(b'{"id": 1}\n', key), keys))
 

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from lake_assets.spark import SparkResource, SparkUnavailable
+from lake_assets.resources.spark import SparkResource, SparkUnavailable
 
 
 def _closed_port() -> int:
@@ -18,7 +18,7 @@ def test_connect_server_down_is_a_clear_error_within_seconds():
     port = _closed_port()
     started = time.monotonic()
     with pytest.raises(SparkUnavailable, match=f"No Spark Connect server answers at 127.0.0.1:{port}"):
-        SparkResource(remote=f"sc://127.0.0.1:{port}").spark_session
+        _ = SparkResource(remote=f"sc://127.0.0.1:{port}").spark_session
     assert time.monotonic() - started < 10
 
 
@@ -26,7 +26,7 @@ def test_missing_java_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.delenv("JAVA_HOME", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))  # no java anywhere
     with pytest.raises(SparkUnavailable, match="Spark needs Java 17 or newer"):
-        SparkResource().spark_session
+        _ = SparkResource().spark_session
 
 
 def test_session_config_local_and_connect():

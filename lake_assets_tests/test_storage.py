@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 import lake_assets.storage.s3 as s3_module
-from lake_assets.lake import lake_resource_from_env
+from lake_assets.resources.lake import lake_resource_from_env
 from lake_assets.storage import LocalStorage, open_storage
 from lake_assets.storage.publish import MANIFEST, committed_keys, publish
 from lake_assets.storage.s3 import LakeStorageError, S3Storage
-from lake_assets_tests.s3_server import free_ports
+from lake_tools.processes import free_ports
 
 
 def _keys(storage, prefix, start_after=None):
@@ -109,14 +109,19 @@ def test_publish_replaces_exactly_the_folder_and_the_manifest_names_the_version(
     storage.put_bytes(b"other day", "trusted/tmdb/dt=2024-04-01/keep.parquet")
     assert committed_keys(storage, prefix) is None
 
-    v1 = _files(tmp_path / "v1", {"part-00000-aaa.parquet": b"a" * 10, "part-00001-aaa.parquet": b"b" * 20, "_rejected/part-00000-aaa.parquet": b"r"})
+    v1 = _files(
+        tmp_path / "v1",
+        {"part-00000-aaa.parquet": b"a" * 10, "part-00001-aaa.parquet": b"b" * 20, "_rejected/part-00000-aaa.parquet": b"r"},
+    )
     first = publish(storage, prefix, v1)
     assert first.keys == sorted(f"{prefix}/{name}" for name in v1)
     assert committed_keys(storage, prefix) == first.keys
     assert set(_keys(storage, f"{prefix}/")) == {*first.keys, f"{prefix}/{MANIFEST}"}
     manifest = json.loads(storage.get_bytes(f"{prefix}/{MANIFEST}"))
     assert manifest["version"] == first.version
-    assert {entry["name"]: entry["bytes"] for entry in manifest["files"]} == {name: path.stat().st_size for name, path in v1.items()}
+    assert {entry["name"]: entry["bytes"] for entry in manifest["files"]} == {
+        name: path.stat().st_size for name, path in v1.items()
+    }
     assert first.bytes == 31
 
     storage.put_bytes(b"left by an attempt that died before its manifest", f"{prefix}/part-00009-dead.parquet")
@@ -226,8 +231,7 @@ def test_an_endpoint_that_never_answers_times_out_within_the_bound(s3_lake_root,
     accepted = []
     threading.Thread(target=lambda: [accepted.append(listener.accept()) for _ in range(10)], daemon=True).start()
     monkeypatch.setattr(s3_module, "READ_TIMEOUT", 0.5)
-    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
-    storage = S3Storage(s3_lake_root, endpoint_url=f"http://127.0.0.1:{listener.getsockname()[1]}")
+    storage = S3Storage(s3_lake_root, endpoint_url=f"http://127.0.0.1:{listener.getsockname()[1]}", max_attempts=2)
     started = time.monotonic()
     message = str(_failure(lambda: storage.get_bytes("t/file.bin")))
     assert 1.0 <= time.monotonic() - started < 5

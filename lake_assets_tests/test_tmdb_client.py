@@ -8,11 +8,12 @@ import socket
 import traceback
 from contextlib import ExitStack
 
+import pydantic
 import pytest
 from dagster._utils.error import serializable_error_info_from_exc_info
 
-from lake_assets.tmdb import SNAPSHOT_DIR, TMDBError, TMDBResource, tmdb_resource_from_env
-from lake_assets_tests.fake_tmdb import (
+from lake_assets.resources.tmdb import SNAPSHOT_DIR, TMDBError, TMDBResource, tmdb_resource_from_env
+from lake_tools.fake_tmdb import (
     API_KEY,
     SNAPSHOT_MOVIES_FILE,
     SNAPSHOT_PAGES_FILE,
@@ -35,9 +36,17 @@ def fake_tmdb():
 
 def client(server: FakeTMDB, **overrides) -> TMDBResource:
     """A client tuned for tests: a fast rate and short backoffs, so faults cost milliseconds."""
-    config = dict(base_url=server.base_url, read_access_token=TOKEN, pages=3, rate_limit_per_s=400.0,
-                  request_timeout_s=1.0, max_retries=4, backoff_base_s=0.01, backoff_max_s=0.05,
-                  progress_every_s=0.5)
+    config = dict(
+        base_url=server.base_url,
+        read_access_token=TOKEN,
+        pages=3,
+        rate_limit_per_s=400.0,
+        request_timeout_s=1.0,
+        max_retries=4,
+        backoff_base_s=0.01,
+        backoff_max_s=0.05,
+        progress_every_s=0.5,
+    )
     config.update(overrides)
     return TMDBResource(**config)
 
@@ -76,8 +85,15 @@ def test_collects_each_kept_movie_once_sorted_by_id(fake_tmdb):
     assert [c["logo_path"] is None for c in by_id[372058]["production_companies"]] == [False, True]
     assert 0.4 < len(expected) / 60 < 0.8  # a realistic share of Drama/Romance, not everything
     assert collection.stats | {"wall_time_s": 0, "requests_per_s": 0} == {
-        "requests": 3 + len(expected), "requests_429": 0, "retries": 0, "skipped_ids": 0, "pages": 3,
-        "listed_movies": 60, "duplicate_listings": 0, "kept_movies": len(expected), "wall_time_s": 0,
+        "requests": 3 + len(expected),
+        "requests_429": 0,
+        "retries": 0,
+        "skipped_ids": 0,
+        "pages": 3,
+        "listed_movies": 60,
+        "duplicate_listings": 0,
+        "kept_movies": len(expected),
+        "wall_time_s": 0,
         "requests_per_s": 0,
     }
     assert server.pages_requested() == [1, 2, 3]
@@ -128,8 +144,7 @@ def test_429_in_both_body_shapes_with_and_without_retry_after_is_retried(fake_tm
 @pytest.mark.parametrize("retry_after_s", [None, 1])
 def test_a_client_faster_than_the_server_limit_recovers_from_429s(fake_tmdb, retry_after_s):
     server = fake_tmdb(rate_limit_per_s=15, rate_limit_bodies=("json", "text"), retry_after_s=retry_after_s)
-    collection = client(server, pages=2, rate_limit_per_s=200, max_retries=8,
-                        backoff_base_s=0.1, backoff_max_s=1.0).collect()
+    collection = client(server, pages=2, rate_limit_per_s=200, max_retries=8, backoff_base_s=0.1, backoff_max_s=1.0).collect()
 
     assert_exact(collection, server, expected_records(2))
     assert collection.stats["requests_429"] > 0
@@ -137,7 +152,7 @@ def test_a_client_faster_than_the_server_limit_recovers_from_429s(fake_tmdb, ret
 
 
 def test_never_exceeds_the_configured_rate_nor_the_connection_limit(fake_tmdb, caplog):
-    caplog.set_level(logging.INFO, logger="lake_assets.tmdb")
+    caplog.set_level(logging.INFO, logger="lake_assets.resources.tmdb")
     server = fake_tmdb(rate_limit_per_s=20, latency_s=0.1)
     collection = client(server, rate_limit_per_s=20, max_connections=4).collect()
 
@@ -153,8 +168,12 @@ def test_never_exceeds_the_configured_rate_nor_the_connection_limit(fake_tmdb, c
 
 def test_5xx_answers_are_retried(fake_tmdb):
     ids = kept_ids(3)
-    faults = {"/3/movie/top_rated": ["503"], f"/3/movie/{ids[0]}": ["500", "502"],
-              f"/3/movie/{ids[1]}": ["504"], f"/3/movie/{ids[2]}": ["503", "503", "503"]}
+    faults = {
+        "/3/movie/top_rated": ["503"],
+        f"/3/movie/{ids[0]}": ["500", "502"],
+        f"/3/movie/{ids[1]}": ["504"],
+        f"/3/movie/{ids[2]}": ["503", "503", "503"],
+    }
     server = fake_tmdb(faults=faults, fault_rate=0.15, fault_kinds=("500", "502", "503", "504"))
     collection = client(server, max_retries=6).collect()
 
@@ -212,11 +231,11 @@ def test_401_fails_at_once_naming_the_server_not_the_secret(fake_tmdb, credentia
     assert len(server.hits) == 1  # no retry, no other request
 
 
-@pytest.mark.parametrize("field, value", [("pages", 0), ("rate_limit_per_s", 0.0), ("max_connections", 0)])
-def test_a_misconfigured_resource_fails_before_any_request(fake_tmdb, field, value):
+@pytest.mark.parametrize("field, value", [("pages", 0), ("pages", 501), ("rate_limit_per_s", 0.0), ("max_connections", 0)])
+def test_a_misconfigured_resource_is_refused_when_built(fake_tmdb, field, value):
     server = fake_tmdb()
-    with pytest.raises(TMDBError, match="misconfigured"):
-        client(server, **{field: value}).collect()
+    with pytest.raises(pydantic.ValidationError, match=field):
+        client(server, **{field: value})
     assert server.hits == []
 
 
@@ -229,7 +248,7 @@ def test_bearer_token_is_preferred_over_the_api_key(fake_tmdb):
 
 def test_paging_stops_at_500_whatever_total_pages_says(fake_tmdb):
     server = fake_tmdb(total_pages=552)
-    collection = client(server, pages=600, genre_ids=[99999], rate_limit_per_s=2000).collect()
+    collection = client(server, pages=500, genre_ids=[99999], rate_limit_per_s=2000).collect()
 
     assert server.pages_requested() == list(range(1, 501))
     assert collection.stats["pages"] == 500 and collection.records == []
@@ -288,8 +307,9 @@ def test_the_api_key_is_redacted_from_connection_errors_that_quote_the_url(caplo
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # closed again before the client connects: connection refused
-    resource = TMDBResource(base_url=f"http://127.0.0.1:{port}/3", api_key=API_KEY, max_retries=1,
-                            backoff_base_s=0.01, backoff_max_s=0.01)
+    resource = TMDBResource(
+        base_url=f"http://127.0.0.1:{port}/3", api_key=API_KEY, max_retries=1, backoff_base_s=0.01, backoff_max_s=0.01
+    )
 
     with pytest.raises(TMDBError) as failure:
         resource.collect()
@@ -328,8 +348,10 @@ def test_without_credentials_the_bundled_snapshot_goes_through_the_same_collecti
 def test_the_offline_snapshot_honours_the_genre_filter(no_network):
     collection = TMDBResource(pages=2, genre_ids=[16]).collect()
 
-    expected_ids = sorted({i for n in (1, 2) for i in page_ids(n, duplicates=True)}
-                          & {m["id"] for m in snapshot_content()[1] if 16 in {g["id"] for g in m["genres"]}})
+    expected_ids = sorted(
+        {i for n in (1, 2) for i in page_ids(n, duplicates=True)}
+        & {m["id"] for m in snapshot_content()[1] if 16 in {g["id"] for g in m["genres"]}}
+    )
     assert [r["id"] for r in collection.records] == expected_ids
     assert 372058 in expected_ids  # Your Name. is an animation
 
@@ -337,9 +359,9 @@ def test_the_offline_snapshot_honours_the_genre_filter(no_network):
 def test_the_bundled_snapshot_is_the_fake_servers_catalogue():
     bodies, movies = snapshot_content()
     with gzip.open(SNAPSHOT_DIR / SNAPSHOT_PAGES_FILE, "rt", encoding="utf-8") as f:
-        assert json.load(f) == bodies, "regenerate: python -m lake_assets_tests.fake_tmdb --write-snapshot"
+        assert json.load(f) == bodies, "regenerate: python -m lake_tools.fake_tmdb --write-snapshot"
     with gzip.open(SNAPSHOT_DIR / SNAPSHOT_MOVIES_FILE, "rt", encoding="utf-8") as f:
-        assert json.load(f) == movies, "regenerate: python -m lake_assets_tests.fake_tmdb --write-snapshot"
+        assert json.load(f) == movies, "regenerate: python -m lake_tools.fake_tmdb --write-snapshot"
     size = sum(p.stat().st_size for p in SNAPSHOT_DIR.iterdir())
     assert size < 300_000
     assert all(len(body["results"]) == 20 for body in bodies)

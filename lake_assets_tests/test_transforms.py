@@ -72,10 +72,24 @@ def test_types_nulls_and_rejections(spark):
 
 def _detail(id, dt_, **fields):
     base = {
-        "id": id, "imdb_id": None, "title": f"Filme {id}", "original_title": f"Movie {id}", "release_date": "",
-        "overview": "", "popularity": 1.0, "vote_count": 10, "vote_average": 7.0, "original_language": "pt",
-        "genres": [{"id": 18, "name": "Drama"}], "production_companies": [], "production_countries": [],
-        "runtime": 100, "budget": 0, "revenue": 0, "status": "Released", "_corrupt_record": None,
+        "id": id,
+        "imdb_id": None,
+        "title": f"Filme {id}",
+        "original_title": f"Movie {id}",
+        "release_date": "",
+        "overview": "",
+        "popularity": 1.0,
+        "vote_count": 10,
+        "vote_average": 7.0,
+        "original_language": "pt",
+        "genres": [{"id": 18, "name": "Drama"}],
+        "production_companies": [],
+        "production_countries": [],
+        "runtime": 100,
+        "budget": 0,
+        "revenue": 0,
+        "status": "Released",
+        "_corrupt_record": None,
     }
     base.update(fields)
     return {**base, "dt": dt_}
@@ -84,9 +98,16 @@ def _detail(id, dt_, **fields):
 def test_tmdb_details_typed_and_deduplicated(spark):
     schema = T.StructType(DETAILS_SCHEMA.fields + [T.StructField("dt", T.StringType())])
     rows = [
-        _detail(238, "2024-03-01", imdb_id="tt0068646", release_date="1972-03-14", overview="Uma família mafiosa.",
-                production_companies=[{"id": 4, "name": "Paramount Pictures"}, {"id": 10211, "name": "Alfran Productions"}],
-                production_countries=[{"iso_3166_1": "US", "name": "United States of America"}], original_language="en"),
+        _detail(
+            238,
+            "2024-03-01",
+            imdb_id="tt0068646",
+            release_date="1972-03-14",
+            overview="Uma família mafiosa.",
+            production_companies=[{"id": 4, "name": "Paramount Pictures"}, {"id": 10211, "name": "Alfran Productions"}],
+            production_countries=[{"iso_3166_1": "US", "name": "United States of America"}],
+            original_language="en",
+        ),
         _detail(238, "2024-03-01", vote_count=5),  # same movie twice in one collection
         _detail(238, "2024-03-02", vote_count=11),  # same movie, another day: kept
         _detail(19404, "2024-03-01", original_language="hi"),

@@ -4,33 +4,35 @@ import csv
 import datetime as dt
 from pathlib import Path
 
-from dagster import AssetExecutionContext, AssetKey, Config, Failure, asset
+from dagster import AssetExecutionContext, BackfillPolicy, Config, Failure, asset
+from pydantic import Field
 
-from lake_assets.io_managers import JsonRecords, LandedFile
+from lake_assets.assets import OWNERS
+from lake_assets.io_managers import LAKE_PATH, JsonRecords, LandedFile
 from lake_assets.partitions import daily_partitions
-from lake_assets.tmdb import TMDBResource
+from lake_assets.resources import TMDBResource
 from lake_assets.transforms.filmes import Dialect, detect_dialect
 
-SAMPLE_FILMES = Path(__file__).parent.parent / "sample_data" / "filmes.csv"
-OWNERS = ["team:data-engineering"]
+SAMPLE_FILMES = Path(__file__).resolve().parents[1] / "sample_data" / "filmes.csv"
 
 
 class FilmesSourceConfig(Config):
-    source_path: str = ""
-    """The historical CSV to land; empty means the sample bundled with the package."""
+    source_path: str = Field(
+        default="", description="The historical CSV to land (a local path). Empty: the sample bundled with the package."
+    )
 
 
 @asset(
-    key=AssetKey(["raw", "filmes_csv"]),
+    key_prefix="raw",
+    name="filmes_csv",
     group_name="raw",
     kinds={"csv"},
     owners=OWNERS,
-    tags={"zone": "raw", "source": "filmes_csv"},
     io_manager_key="raw_io_manager",
-    metadata={"lake_path": "raw/filmes/filmes.csv"},
-    description="The historical movies CSV (seed filmes.csv or the programme's movies.csv), landed byte for byte.",
+    metadata={LAKE_PATH: "raw/filmes/filmes.csv"},
 )
 def filmes_csv(context: AssetExecutionContext, config: FilmesSourceConfig) -> LandedFile:
+    """The historical movies CSV (seed filmes.csv or the programme's movies.csv), landed byte for byte."""
     source = Path(config.source_path).expanduser() if config.source_path else SAMPLE_FILMES
     if not source.is_file():
         raise Failure(f"raw/filmes_csv: source file {source} does not exist (config source_path)")
@@ -52,31 +54,41 @@ def count_csv_rows(path: Path) -> tuple[Dialect, int]:
 
 
 class TmdbCollectConfig(Config):
-    allow_past_date: bool = False
-    """TMDB serves only today's data: collecting it for a past partition would label it wrongly.
-    Set this only to fill a past partition knowingly with today's data (a demo)."""
+    allow_past_date: bool = Field(
+        default=False,
+        description="TMDB serves only today's data: collecting it for a past partition would label it wrongly. "
+        "Set this only to fill a past partition knowingly with today's data (a demo).",
+    )
 
 
 @asset(
-    key=AssetKey(["raw", "tmdb_json"]),
+    key_prefix="raw",
+    name="tmdb_json",
     group_name="raw",
     kinds={"json"},
     owners=OWNERS,
-    tags={"zone": "raw", "source": "tmdb"},
     partitions_def=daily_partitions,
+    # As trusted/tmdb's, so a run of both assets over a range is one run (and Dagster does not warn
+    # about mixed policies); a collection itself is always one day.
+    backfill_policy=BackfillPolicy.single_run(),
     io_manager_key="raw_io_manager",
-    metadata={"lake_path": "raw/tmdb"},
-    description=(
-        "Details of TMDB's top-rated movies (pt-BR) whose genres include Drama or Romance, collected on the "
-        "partition's UTC date and landed unchanged as JSON Lines (at most 100 records a file)."
-    ),
+    metadata={LAKE_PATH: "raw/tmdb"},
 )
 def tmdb_json(context: AssetExecutionContext, config: TmdbCollectConfig, tmdb: TMDBResource) -> JsonRecords:
-    today = dt.datetime.now(dt.timezone.utc).date().isoformat()
-    if context.partition_key != today and not config.allow_past_date:
+    """Details of TMDB's top-rated movies (pt-BR) whose genres include Drama or Romance, collected on the
+    partition's UTC date and landed unchanged as JSON Lines (at most 100 records a file)."""
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    keys = context.partition_keys
+    if len(keys) != 1:
         raise Failure(
-            f"raw/tmdb_json for {context.partition_key}: TMDB serves only current data, so collecting now would "
-            f"label today's ({today}) data as {context.partition_key}. Past raw partitions arrive as files under "
+            f"raw/tmdb_json collects one day per run, not {len(keys)} ({keys[0]}...{keys[-1]}): TMDB serves only "
+            "today's data. Past raw partitions arrive as files under raw/tmdb/dt=<date>/."
+        )
+    (key,) = keys
+    if key != today and not config.allow_past_date:
+        raise Failure(
+            f"raw/tmdb_json for {key}: TMDB serves only current data, so collecting now would "
+            f"label today's ({today}) data as {key}. Past raw partitions arrive as files under "
             "raw/tmdb/dt=<date>/ (the raw-arrival sensor registers them); set allow_past_date to override."
         )
     collection = tmdb.collect(log=context.log)

@@ -1,9 +1,9 @@
 """Storage backends behind one interface: see `base.Storage`."""
 
-from lake_assets.storage.base import ObjectInfo, Storage
+from lake_assets.storage.base import ObjectInfo, Storage, is_hidden
 from lake_assets.storage.local import LocalStorage
 
-__all__ = ["ObjectInfo", "Storage", "LocalStorage", "LakeStorageError", "open_storage"]
+__all__ = ["ObjectInfo", "Storage", "LocalStorage", "LakeStorageError", "is_hidden", "is_s3_root", "open_storage"]
 
 
 def __getattr__(name: str):
@@ -14,10 +14,15 @@ def __getattr__(name: str):
     raise AttributeError(name)
 
 
-def open_storage(root: str, **s3_options) -> Storage:
-    """The backend for a lake root: `s3://bucket/prefix` or a local folder."""
-    if root.startswith(("s3://", "s3a://")):
+def is_s3_root(root: str) -> bool:
+    return root.startswith(("s3://", "s3a://"))
+
+
+def open_storage(root: str, *, spark_s3a: bool = False, client=None, **client_options) -> Storage:
+    """The backend for a lake root: `s3://bucket/prefix` or a local folder. For S3, `client` is a
+    boto3 client to share, else one is made from `client_options` (see `s3.make_s3_client`)."""
+    if is_s3_root(root):
         from lake_assets.storage.s3 import S3Storage  # boto3 is imported only when S3 is used
 
-        return S3Storage(root, **s3_options)
+        return S3Storage(root, client=client, spark_s3a=spark_s3a, **client_options)
     return LocalStorage(root)

@@ -10,6 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+def is_hidden(relative_key: str) -> bool:
+    """Names starting with `_` or `.`, at any level below a dataset folder, are bookkeeping, never
+    data: the publish protocol's `_manifest.json` and `_rejected/`, Spark's `_SUCCESS`, a writer's
+    temporary `.name.tmp`. Spark, Hive and DuckDB's hive reader skip the same names."""
+    return any(part.startswith(("_", ".")) for part in relative_key.split("/"))
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     key: str  # relative to the storage root, "/"-separated
@@ -58,6 +65,10 @@ class Storage(ABC):
 
     @abstractmethod
     def delete(self, keys: Iterable[str]) -> None: ...
+
+    def delete_tree(self, prefix: str) -> None:
+        """Delete everything below the folder `prefix` (scratch space)."""
+        self.delete([obj.key for obj in self.list(prefix.rstrip("/") + "/")])
 
     def spark_path(self, key: str) -> str | None:
         """A path Spark can open directly, or None when data must be staged on local disk first."""

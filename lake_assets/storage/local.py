@@ -93,6 +93,12 @@ class LocalStorage(Storage):
             path.unlink(missing_ok=True)
             _prune_empty_parents(path.parent, self.root)
 
+    def delete_tree(self, prefix: str) -> None:
+        # Spark leaves empty folders (an empty partition's output, `_temporary/`) that no listing shows.
+        folder = self._path(prefix.rstrip("/"))
+        shutil.rmtree(folder, ignore_errors=True)
+        _prune_empty_parents(folder.parent, self.root)
+
     def spark_path(self, key: str) -> str:
         return str(self._path(key))
 

@@ -1,22 +1,8 @@
-"""The publish protocol: replace a whole dataset folder so that no reader ever sees half of it.
-
-A dataset is a folder of data files: one partition (`trusted/tmdb/dt=2024-03-31/`) or an
-unpartitioned table (`trusted/filmes/`). Neither a local disk nor S3 can replace several files at
-once (S3 has no rename at all), so a small manifest object is the commit point:
-
-1. upload every new file under a name no committed file has (Spark's part names carry a write id;
-   other writers pass unique names), leaving the committed files untouched;
-2. write `_manifest.json`, listing exactly the new files: one single-object PUT, atomic on S3 and
-   (through `os.replace`) on a local disk. This is the instant the new version becomes current;
-3. delete every other object in the folder: the previous version, and leftovers of any earlier
-   attempt that died before its step 2.
-
-A crash in 1 leaves the manifest naming the previous version, whose files are all still there; a crash
-in 3 leaves surplus files that the next publish removes. Readers that go through the manifest
-(`committed_keys`, which the IO managers use) therefore always read one complete version. Engines that
-list the folder themselves (DuckDB or Spark globbing `*.parquet`) see the same thing except inside
-the seconds between steps 1 and 3 of a running publish, or after a publish crashed there and before
-the next one. `_`-prefixed names are hidden from Spark, Hive and DuckDB's hive reader.
+"""The publish protocol: replace a whole dataset folder (a table, or one `dt=` partition) so that no
+reader ever sees half of it: upload the new files under new names, write `_manifest.json` (the commit
+point: one atomic single-object write), then delete what the manifest does not name. Readers that go
+through the manifest always see one complete version. The design and its guarantees:
+docs/publish-protocol.md.
 """
 
 import json

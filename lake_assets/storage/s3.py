@@ -18,7 +18,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import boto3
-import botocore.session
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import (
@@ -32,7 +31,7 @@ from botocore.exceptions import (
 
 from lake_assets.storage.base import ObjectInfo, Storage
 
-# Total attempts per request when neither AWS_MAX_ATTEMPTS nor the profile says otherwise. `standard`
+# Total attempts per request unless configured (the lake resource's `max_attempts`). `standard`
 # backoff waits at most 0.05, 0.1, 0.2, 0.4 s between attempts (1, 2, 4, 8 s when throttled), so a
 # request gives up within ~1 s of backoff (15 s throttled) plus the timeouts of its attempts.
 MAX_ATTEMPTS = 5
@@ -68,15 +67,49 @@ class LakeStorageError(Exception):
     """A storage operation failed for a reason a person must fix: the message says which and where."""
 
 
+def make_s3_client(
+    *,
+    endpoint_url: str | None = None,
+    region_name: str | None = None,
+    profile_name: str | None = None,
+    path_style: bool = False,
+    max_attempts: int = MAX_ATTEMPTS,
+    retry_mode: str = "standard",
+    use_ssl: bool = True,
+    verify: bool | None = None,
+    aws_access_key_id: str | None = None,
+    aws_secret_access_key: str | None = None,
+    aws_session_token: str | None = None,
+):
+    """A boto3 S3 client for the lake. dagster-aws's `construct_s3_client` takes the same settings but
+    cannot set what the lake needs besides: path-style addressing (S3-compatible servers behind one
+    hostname), connect/read timeouts, a connection pool as wide as the parallel transfers, and the
+    retry mode. Credentials left unset come from the standard AWS chain (profile, SSO, role)."""
+    config = Config(
+        retries={"mode": retry_mode, "total_max_attempts": max_attempts},
+        connect_timeout=CONNECT_TIMEOUT,
+        read_timeout=READ_TIMEOUT,
+        max_pool_connections=_MAX_POOL_CONNECTIONS,
+        s3={"addressing_style": "path"} if path_style else None,
+    )
+    session = boto3.session.Session(profile_name=profile_name, region_name=region_name)
+    return session.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        use_ssl=use_ssl,
+        verify=verify,
+        aws_access_key_id=aws_access_key_id,
+        aws_secret_access_key=aws_secret_access_key,
+        aws_session_token=aws_session_token,
+        config=config,
+    )
+
+
 class S3Storage(Storage):
-    def __init__(
-        self,
-        root: str,
-        endpoint_url: str | None = None,
-        region: str | None = None,
-        path_style: bool = False,
-        spark_s3a: bool = False,
-    ):
+    """`client`: a boto3 S3 client shared by everything that uses this lake (the lake resource caches
+    one); without it, one is made on first use from `client_options` (see `make_s3_client`)."""
+
+    def __init__(self, root: str, *, client=None, spark_s3a: bool = False, **client_options):
         scheme, _, rest = root.partition("://")
         bucket, _, prefix = rest.partition("/")
         if scheme not in ("s3", "s3a") or not bucket:
@@ -84,41 +117,20 @@ class S3Storage(Storage):
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.root_uri = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
-        self.endpoint_url = endpoint_url
-        self.region = region
-        self.path_style = path_style
         self.spark_s3a = spark_s3a
-        self._client = None
+        self._client = client
+        self._client_options = client_options
         self._client_lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"S3Storage({self.root_uri!r}, endpoint_url={self.endpoint_url!r})"
-
-    # --- the client, made on first use --------------------------------------------------------
+        return f"S3Storage({self.root_uri!r}, endpoint_url={self._endpoint()!r})"
 
     @property
     def client(self):
         with self._client_lock:
             if self._client is None:
-                self._client = self._make_client()
+                self._client = make_s3_client(**self._client_options)
             return self._client
-
-    def _make_client(self):
-        core = botocore.session.get_session()
-        # The profile or environment (AWS_MAX_ATTEMPTS, AWS_RETRY_MODE) may choose its own bound.
-        retries = {
-            "mode": core.get_config_variable("retry_mode") or "standard",
-            "total_max_attempts": core.get_config_variable("max_attempts") or MAX_ATTEMPTS,
-        }
-        config = Config(
-            retries=retries,
-            connect_timeout=CONNECT_TIMEOUT,
-            read_timeout=READ_TIMEOUT,
-            max_pool_connections=_MAX_POOL_CONNECTIONS,
-            s3={"addressing_style": "path"} if self.path_style else None,
-        )
-        session = boto3.session.Session(botocore_session=core, region_name=self.region)
-        return session.client("s3", endpoint_url=self.endpoint_url, config=config)
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
@@ -148,17 +160,13 @@ class S3Storage(Storage):
 
     def get_range(self, key: str, start: int, length: int) -> bytes:
         with self._errors("get", key):
-            response = self.client.get_object(
-                Bucket=self.bucket, Key=self._key(key), Range=f"bytes={start}-{start + length - 1}"
-            )
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key), Range=f"bytes={start}-{start + length - 1}")
             return response["Body"].read()
 
     def copy(self, source_key: str, key: str) -> None:
         with self._errors("copy", key):
             # Server-side: the managed copy uses UploadPartCopy above the multipart threshold.
-            self.client.copy(
-                {"Bucket": self.bucket, "Key": self._key(source_key)}, self.bucket, self._key(key), Config=_TRANSFER
-            )
+            self.client.copy({"Bucket": self.bucket, "Key": self._key(source_key)}, self.bucket, self._key(key), Config=_TRANSFER)
 
     def download(self, key: str, local_path: Path) -> None:
         local_path.parent.mkdir(parents=True, exist_ok=True)
@@ -205,7 +213,9 @@ class S3Storage(Storage):
     # --- errors -------------------------------------------------------------------------------
 
     def _endpoint(self) -> str:
-        return self._client.meta.endpoint_url if self._client is not None else (self.endpoint_url or "AWS S3")
+        if self._client is not None:
+            return self._client.meta.endpoint_url
+        return self._client_options.get("endpoint_url") or "AWS S3"
 
     @contextmanager
     def _errors(self, operation: str, key: str):

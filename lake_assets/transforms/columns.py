@@ -8,8 +8,9 @@ from pyspark.sql import functions as F
 
 NULL_MARKERS = ("", "\\N")  # empty strings and the programme's literal \N both mean "no value"
 DATE_FORMATS = ("yyyy-MM-dd", "dd/MM/yyyy")
-REJECT_REASON = "_reject_reason"
+REJECT_REASON = "_reject_reason"  # why a row is in `_rejected/`: a rule's name or a parse failure
 RAW = "_raw"
+CORRUPT = "_corrupt_record"  # Spark's column for a line its CSV/JSON reader could not parse
 
 
 def normalise_column_name(name: str) -> str:
@@ -70,7 +71,9 @@ def apply_types(df: DataFrame, types: dict[str, str], corrupt_column: str | None
     failed = F.concat_ws(", ", *failures) if failures else F.lit("")
     reason = F.when(failed != "", F.concat(F.lit("unparseable value in: "), failed))
     if corrupt_column:
-        reason = F.when(F.col(corrupt_column).isNotNull(), F.lit("malformed row: field count differs from the header")).otherwise(reason)
+        reason = F.when(F.col(corrupt_column).isNotNull(), F.lit("malformed row: field count differs from the header")).otherwise(
+            reason
+        )
     raw = F.struct(*[F.col(c) for c in df.columns])
     return df.select(*out, raw.alias(RAW), reason.alias(REJECT_REASON))
 

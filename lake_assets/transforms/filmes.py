@@ -2,21 +2,17 @@
 
 import csv
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import types as T
+from pyspark.sql import DataFrame
 
-from lake_assets.transforms.columns import apply_types, normalise_columns, split_rejected
-
-CORRUPT = "_corrupt_record"
+from lake_assets.transforms.columns import CORRUPT, apply_types, normalise_columns, split_rejected
 
 
-class Dialect(str, Enum):
+class Dialect(StrEnum):
     """`seed`: the original design's filmes.csv (`,`, quoted fields with commas, quotes and line
     breaks). `pipe`: the programme's movies.csv/series.csv extract (`|`, no quoting, `\\N`, CRLF)."""
 
-    AUTO = "auto"
     SEED = "seed"
     PIPE = "pipe"
 
@@ -63,18 +59,10 @@ class FilmesRead:
     rejected: DataFrame
 
 
-def read_filmes(spark: SparkSession, path: str, dialect: Dialect = Dialect.AUTO) -> FilmesRead:
-    """Parse the raw CSV into the trusted shape (lazily: nothing is read until a write)."""
-    # One small job reads the header line: it names the dialect and the columns. Every column is
-    # then read as a string and typed afterwards, so a bad value is reported, not silently nulled.
-    header_line = spark.read.text(path).limit(1).collect()[0][0].lstrip("\ufeff").rstrip("\r")
-    if dialect is Dialect.AUTO:
-        dialect = detect_dialect(header_line)
-    options = {"header": "true", "encoding": "UTF-8", "mode": "PERMISSIVE", **csv_options(dialect)}
-    header = header_line.split("|") if dialect is Dialect.PIPE else next(csv.reader([header_line]))
-    schema = T.StructType([T.StructField(c, T.StringType()) for c in header] + [T.StructField(CORRUPT, T.StringType())])
-    raw = spark.read.options(columnNameOfCorruptRecord=CORRUPT, **options).schema(schema).csv(path)
-    return filmes_from_strings(raw, dialect)
+def header_columns(header_line: str, dialect: Dialect) -> list[str]:
+    """The column names of a header line, as the dialect splits it."""
+    line = header_line.lstrip("\ufeff").rstrip("\r\n")
+    return line.split("|") if dialect is Dialect.PIPE else next(csv.reader([line]))
 
 
 def filmes_from_strings(raw: DataFrame, dialect: Dialect) -> FilmesRead:

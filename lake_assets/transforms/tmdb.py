@@ -1,12 +1,10 @@
 """TMDB movie-details JSON Lines -> the trusted `tmdb` table, and its summaries."""
 
-from functools import reduce
-
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-CORRUPT = "_corrupt_record"
+from lake_assets.transforms.columns import CORRUPT, REJECT_REASON
 
 _NAMED = T.ArrayType(T.StructType([T.StructField("id", T.LongType()), T.StructField("name", T.StringType())]))
 _COUNTRIES = T.ArrayType(T.StructType([T.StructField("iso_3166_1", T.StringType()), T.StructField("name", T.StringType())]))
@@ -37,15 +35,6 @@ DETAILS_SCHEMA = T.StructType(
 )
 
 
-def read_details(spark: SparkSession, files_by_dt: dict[str, list[str]]) -> DataFrame:
-    """The raw JSON Lines of each partition, with its partition key as `dt`."""
-    frames = [
-        spark.read.schema(DETAILS_SCHEMA).option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", CORRUPT).json(paths).withColumn("dt", F.lit(dt))
-        for dt, paths in sorted(files_by_dt.items())
-    ]
-    return reduce(DataFrame.unionByName, frames)
-
-
 def _text(column: str):
     value = F.trim(F.col(column))
     return F.when(value == "", None).otherwise(value)
@@ -57,17 +46,18 @@ def _names(column: str):
 
 def standardise_details(details: DataFrame) -> tuple[DataFrame, DataFrame]:
     """(trusted rows: one per movie per dt, typed), (rejected: unreadable lines or no id, with a reason)."""
-    reason = (
-        F.when(F.col(CORRUPT).isNotNull(), F.lit("malformed JSON line"))
-        .when(F.col("id").isNull(), F.lit("record has no id"))
+    reason = F.when(F.col(CORRUPT).isNotNull(), F.lit("malformed JSON line")).when(
+        F.col("id").isNull(), F.lit("record has no id")
     )
-    flagged = details.withColumn("_reject_reason", reason)
-    rejected = flagged.filter(F.col("_reject_reason").isNotNull()).select(
-        F.coalesce(F.col(CORRUPT), F.to_json(F.struct(*[c for c in details.columns if c not in (CORRUPT, "dt")]))).alias("record"),
-        "_reject_reason",
+    flagged = details.withColumn(REJECT_REASON, reason)
+    rejected = flagged.filter(F.col(REJECT_REASON).isNotNull()).select(
+        F.coalesce(F.col(CORRUPT), F.to_json(F.struct(*[c for c in details.columns if c not in (CORRUPT, "dt")]))).alias(
+            "record"
+        ),
+        REJECT_REASON,
         "dt",
     )
-    typed = flagged.filter(F.col("_reject_reason").isNull()).select(
+    typed = flagged.filter(F.col(REJECT_REASON).isNull()).select(
         F.col("id").alias("tmdb_id"),
         _text("imdb_id").alias("imdb_id"),
         _text("title").alias("titulo"),
@@ -90,7 +80,9 @@ def standardise_details(details: DataFrame) -> tuple[DataFrame, DataFrame]:
     )
     # A movie can be listed twice in one collection (ranks shift between page fetches) or land in
     # two files; keep one row per movie per day, deterministically.
-    latest = Window.partitionBy("dt", "tmdb_id").orderBy(F.col("votos").desc_nulls_last(), F.col("popularidade").desc_nulls_last())
+    latest = Window.partitionBy("dt", "tmdb_id").orderBy(
+        F.col("votos").desc_nulls_last(), F.col("popularidade").desc_nulls_last()
+    )
     trusted = typed.withColumn("_n", F.row_number().over(latest)).filter("_n = 1").drop("_n")
     return trusted, rejected
 

@@ -1,8 +1,8 @@
 """The local development services: a warm Spark Connect server and `dagster dev` (UI + daemon).
 
-    python -m lake_assets.devserver dev          # make dev: both, until Ctrl-C / SIGTERM stops both
-    python -m lake_assets.devserver spark-up     # make spark-up: only Spark Connect, left running
-    python -m lake_assets.devserver spark-down   # make spark-down
+    python -m lake_tools.devserver dev          # make dev: both, until Ctrl-C / SIGTERM stops both
+    python -m lake_tools.devserver spark-up     # make spark-up: only Spark Connect, left running
+    python -m lake_tools.devserver spark-down   # make spark-down
 
 A classic Spark session costs every run 5-6 s of JVM start; against a warm Connect server a daily
 partition's run takes about a second of Spark. The server is the one bundled with the pyspark
@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,8 @@ import uuid
 from pathlib import Path
 
 import pyspark
+
+from lake_tools.processes import alive, port_open, stop_process_group
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 SPARK_HOME = Path(pyspark.__file__).resolve().parent
@@ -82,33 +83,44 @@ class SparkConnectServer:
 
     def start(self, timeout: float = 120) -> bool:
         """Start the server and wait until its port accepts connections. False if it was already running."""
-        if self.pid() is not None and _port_open(self.port):
+        if self.pid() is not None and port_open(self.port):
             return False
-        if _port_open(self.port):
+        if port_open(self.port):
             raise RuntimeError(f"port {self.port} is in use by another process: stop it, or choose another port")
         home = self.home
         command = [
             str(SPARK_HOME / "sbin" / "start-connect-server.sh"),
-            "--master", "local[2]",
-            "--driver-memory", self.driver_memory,
+            "--master",
+            "local[2]",
+            "--driver-memory",
+            self.driver_memory,
             # Without this the JVM leaves its scratch directories in /tmp.
-            "--driver-java-options", f"-Djava.io.tmpdir={home / 'tmp'}",
-            "--conf", "spark.connect.grpc.binding.address=127.0.0.1",
-            "--conf", f"spark.connect.grpc.binding.port={self.port}",
-            "--conf", "spark.ui.enabled=false",
-            "--conf", f"spark.sql.warehouse.dir={home / 'warehouse'}",
-            "--conf", f"spark.local.dir={home / 'local'}",
-            "--conf", "spark.sql.session.timeZone=UTC",
+            "--driver-java-options",
+            f"-Djava.io.tmpdir={home / 'tmp'}",
+            "--conf",
+            "spark.connect.grpc.binding.address=127.0.0.1",
+            "--conf",
+            f"spark.connect.grpc.binding.port={self.port}",
+            "--conf",
+            "spark.ui.enabled=false",
+            "--conf",
+            f"spark.sql.warehouse.dir={home / 'warehouse'}",
+            "--conf",
+            f"spark.local.dir={home / 'local'}",
+            "--conf",
+            "spark.sql.session.timeZone=UTC",
         ]
         # A session of its own, so a Ctrl-C meant for `make dev` reaches the JVM only through stop().
         subprocess.run(command, env=self._env(), cwd=home, check=True, start_new_session=True, stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
-        while not _port_open(self.port):
+        while not port_open(self.port):
             if self.pid() is None:
                 raise RuntimeError(f"Spark Connect server exited at start; see the logs in {self.log_dir}:\n{self.log_tail()}")
             if time.monotonic() > deadline:
                 self.stop()
-                raise TimeoutError(f"Spark Connect server not listening on {self.port} after {timeout:.0f}s; logs in {self.log_dir}")
+                raise TimeoutError(
+                    f"Spark Connect server not listening on {self.port} after {timeout:.0f}s; logs in {self.log_dir}"
+                )
             time.sleep(0.25)
         return True
 
@@ -122,7 +134,16 @@ class SparkConnectServer:
         classic session of that process, and of the processes it starts, into a Connect one."""
         started = time.monotonic()
         subprocess.run(
-            [sys.executable, "-m", "lake_assets.devserver", "warm-up", "--remote", self.remote, "--scratch", str(self.home / "tmp")],
+            [
+                sys.executable,
+                "-m",
+                "lake_tools.devserver",
+                "warm-up",
+                "--remote",
+                self.remote,
+                "--scratch",
+                str(self.home / "tmp"),
+            ],
             check=True,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -137,12 +158,12 @@ class SparkConnectServer:
             [str(SPARK_HOME / "sbin" / "stop-connect-server.sh")], env=self._env(), check=False, stdout=subprocess.DEVNULL
         )
         deadline = time.monotonic() + timeout
-        while _alive(pid):
+        while alive(pid):
             if time.monotonic() > deadline:
                 os.kill(pid, signal.SIGKILL)
                 break
             time.sleep(0.2)
-        while _port_open(self.port) and time.monotonic() < deadline + 5:
+        while port_open(self.port) and time.monotonic() < deadline + 5:
             time.sleep(0.2)  # the listening socket can outlive the pid check by a moment
         self.pid_file.unlink(missing_ok=True)
 
@@ -173,26 +194,6 @@ def _warm_up_job(remote: str, scratch: Path) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _port_open(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie (exited, not yet reaped by its parent) has stopped serving.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return False
-
-
 def prepare_dagster_home(home: Path) -> Path:
     """DAGSTER_HOME with the project's dagster.yaml (copied each time, so edits take effect)."""
     home.mkdir(parents=True, exist_ok=True)
@@ -213,36 +214,21 @@ def start_dagster_dev(dagster_home: Path, env: dict[str, str], port: int, cwd: P
     )
 
 
-def stop_process_group(process: subprocess.Popen, timeout: float = 30) -> None:
-    """SIGTERM the whole group (dagster dev, its webserver, daemon, code server and runs), then SIGKILL."""
-    if process.poll() is None:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        pass
-    try:  # children that outlived the group leader, or all of them after the timeout
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait()
-
-
 def dev(port: int) -> int:
     # Our own handlers for both signals: Ctrl-C and SIGTERM stop everything below, and the children
     # start with default dispositions even when this process inherited "ignore SIGINT" (a bare `&`).
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     spark = SparkConnectServer(PROJECT_DIR / ".spark")
-    spark_was_running = spark.pid() is not None and _port_open(spark.port)
+    spark_was_running = spark.pid() is not None and port_open(spark.port)
     dagster = None
     code = 0
     try:
         if spark_was_running:
-            print(f"Spark Connect already running (pid {spark.pid()}) on {spark.remote}; it stays up after this (make spark-down)", flush=True)
+            print(
+                f"Spark Connect already running (pid {spark.pid()}) on {spark.remote}; it stays up after this (make spark-down)",
+                flush=True,
+            )
         else:
             print(f"Starting Spark Connect on {spark.remote} (logs in {spark.log_dir}) ...", flush=True)
             spark.start()
@@ -275,7 +261,7 @@ def _interrupt(signum, frame):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lake_assets.devserver", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m lake_tools.devserver", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     dev_parser = commands.add_parser("dev", help="Spark Connect + dagster dev until Ctrl-C")
     dev_parser.add_argument("--port", type=int, default=int(os.environ.get("DAGSTER_PORT", UI_PORT)))

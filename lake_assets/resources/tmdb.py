@@ -29,6 +29,7 @@ from urllib.parse import quote, quote_plus
 
 import dagster
 import requests
+from pydantic import Field
 from requests.adapters import HTTPAdapter
 
 logger = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_BASE_URL = "https://api.themoviedb.org/3"
 # TMDB refuses pages above 500 whatever `total_pages` says.
 MAX_PAGE = 500
-SNAPSHOT_DIR = Path(__file__).parent / "sample_data" / "tmdb_snapshot"
+SNAPSHOT_DIR = Path(__file__).resolve().parents[1] / "sample_data" / "tmdb_snapshot"
 SNAPSHOT_PAGES_FILE = "top_rated.pt-BR.json.gz"
 SNAPSHOT_MOVIES_FILE = "movies.pt-BR.json.gz"
 # Requests start at least 1/rate apart, stretched by this much, so that a few milliseconds of
@@ -64,25 +65,36 @@ class TMDBError(dagster.Failure):
 class TMDBResource(dagster.ConfigurableResource):
     """TMDB v3 API client. With neither credential set, `collect()` reads the bundled offline snapshot."""
 
-    base_url: str = DEFAULT_BASE_URL
-    read_access_token: str | None = None
-    api_key: str | None = None
-    language: str = "pt-BR"
-    pages: int = 10
-    genre_ids: list[int] = [18, 10749]
-    request_timeout_s: float = 10.0
-    rate_limit_per_s: float = 40.0
-    max_connections: int = 20
-    max_retries: int = 6
-    backoff_base_s: float = 0.5
-    backoff_max_s: float = 30.0
-    progress_every_s: float = 2.0
+    base_url: str = Field(
+        default=DEFAULT_BASE_URL, description="TMDB API base URL (env TMDB_BASE_URL; tests point it at a fake server)."
+    )
+    read_access_token: str | None = Field(
+        default=None,
+        description="TMDB v4 read access token, sent as a Bearer header (preferred). Set via EnvVar TMDB_READ_ACCESS_TOKEN.",
+    )
+    api_key: str | None = Field(
+        default=None,
+        description="TMDB v3 API key, sent in the query string and redacted everywhere. Set via EnvVar TMDB_API_KEY.",
+    )
+    language: str = Field(default="pt-BR", description="Response language (env TMDB_LANGUAGE).")
+    pages: int = Field(default=10, ge=1, le=MAX_PAGE, description="top_rated pages to list (TMDB serves at most 500).")
+    genre_ids: list[int] = Field(
+        default=[18, 10749], min_length=1, description="Keep movies listed with any of these genres (18 Drama, 10749 Romance)."
+    )
+    request_timeout_s: float = Field(default=10.0, gt=0, le=300, description="Timeout of one HTTP request.")
+    rate_limit_per_s: float = Field(
+        default=40.0, gt=0, le=10_000, description="Requests per second across all threads (TMDB allows about 40-50)."
+    )
+    max_connections: int = Field(default=20, ge=1, le=100, description="Concurrent connections (and threads).")
+    max_retries: int = Field(default=6, ge=0, le=20, description="Retries of one request on 429, 5xx, timeouts and resets.")
+    backoff_base_s: float = Field(
+        default=0.5, gt=0, description="First retry's backoff ceiling; doubles per attempt, with jitter."
+    )
+    backoff_max_s: float = Field(default=30.0, gt=0, description="Largest backoff between retries.")
+    progress_every_s: float = Field(default=2.0, gt=0, description="Seconds between progress log lines.")
 
     def collect(self, log: logging.Logger | None = None) -> TMDBCollection:
         log = log or logger
-        if self.pages < 1 or self.rate_limit_per_s <= 0 or self.max_connections < 1:
-            raise TMDBError("TMDB resource misconfigured: pages, rate_limit_per_s and max_connections must be positive",
-                            allow_retries=False)
         if not (self.read_access_token or self.api_key):
             log.warning(
                 "TMDB OFFLINE: neither TMDB_READ_ACCESS_TOKEN nor TMDB_API_KEY is set, so this run reads "
@@ -187,9 +199,14 @@ def _collect(transport: _Transport, config: TMDBResource, log, *, source: str) -
     def stats() -> dict[str, int | float]:
         elapsed = time.monotonic() - started
         return {
-            "requests": counters["requests"], "requests_429": counters["requests_429"],
-            "retries": counters["retries"], "skipped_ids": skipped, "pages": pages_done,
-            "listed_movies": len(seen), "duplicate_listings": duplicates, "kept_movies": len(records),
+            "requests": counters["requests"],
+            "requests_429": counters["requests_429"],
+            "retries": counters["retries"],
+            "skipped_ids": skipped,
+            "pages": pages_done,
+            "listed_movies": len(seen),
+            "duplicate_listings": duplicates,
+            "kept_movies": len(records),
             "wall_time_s": round(elapsed, 3),
             "requests_per_s": round(counters["requests"] / elapsed, 2) if elapsed > 0 else 0.0,
         }
@@ -303,7 +320,7 @@ class _HttpTransport:
             self._credential = "the v3 API key (TMDB_API_KEY)"
         self._secrets = [s for s in (config.read_access_token, config.api_key) if s]
 
-    def __enter__(self) -> "_HttpTransport":
+    def __enter__(self) -> _HttpTransport:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -346,7 +363,9 @@ class _HttpTransport:
                 elif status == 401:
                     raise TMDBError(
                         f"TMDB at {self._base_url} rejected {self._credential} (HTTP 401: "
-                        f"{self._summary(response)}): set a valid credential", allow_retries=False)
+                        f"{self._summary(response)}): set a valid credential",
+                        allow_retries=False,
+                    )
                 elif status in (400, 422) and "page" in params and _is_page_refusal(response):
                     raise _PageOutOfRange(self._summary(response))
                 elif status == 429:

@@ -1,7 +1,7 @@
 """Deterministic seed-style filmes.csv generator: the bundled sample, test inputs and the benchmark's
 1M-row file all come from here.
 
-`python -m lake_assets_tests.sample_filmes OUT.csv ROWS [--bad N]`
+`python -m lake_tools.sample_filmes OUT.csv ROWS [--bad N]`
 """
 
 import argparse
@@ -9,9 +9,21 @@ import csv
 import random
 from pathlib import Path
 
-HEADER = ["Titulo", "Data de lançamento", "Visão geral", "Popularidade", "Votos", "Média de votos", "País de Origem", "Idioma Original", "Gêneros"]
+HEADER = [
+    "Titulo",
+    "Data de lançamento",
+    "Visão geral",
+    "Popularidade",
+    "Votos",
+    "Média de votos",
+    "País de Origem",
+    "Idioma Original",
+    "Gêneros",
+]
 
-_WORDS = "amor saudade noite cidade mar sertão coração destino estrela caminho silêncio verão chuva lembrança família segredo".split()
+_WORDS = (
+    "amor saudade noite cidade mar sertão coração destino estrela caminho silêncio verão chuva lembrança família segredo".split()
+)
 _TITLE_FORMS = ["O {0} e a {1}", "A {0} do {1}", "{0}", "Entre o {0} e o {1}", "Memórias de {0}", "Um {0} em São Paulo"]
 _PHRASES = [
     "Uma história de {0}, perdas e recomeços",

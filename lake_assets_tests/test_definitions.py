@@ -1,0 +1,97 @@
+"""The code location as Dagster and its users see it: the asset graph, config the launchpad can
+explain, bad settings refused when a resource is built, and Dagster's own validators."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pydantic
+import pytest
+from dagster import Config, ConfigurableResource
+
+from lake_assets.assets import raw, trusted
+from lake_assets.definitions import defs
+from lake_assets.resources import LakeResource, SparkResource, TMDBResource
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_asset_graph():
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert keys == {"raw/filmes_csv", "raw/tmdb_json", "trusted/filmes", "trusted/tmdb"}
+    tmdb_node = graph.get(trusted.tmdb.key)
+    assert tmdb_node.partitions_def is not None and tmdb_node.group_name == "trusted"
+    assert graph.get(raw.filmes_csv.key).partitions_def is None
+
+
+def _config_classes() -> list[type]:
+    """Every config class of the assets, and every resource class the definitions bind."""
+    classes = {type(resource) for resource in defs.resources.values()}
+    for asset in (raw.filmes_csv, raw.tmdb_json, trusted.filmes, trusted.tmdb):
+        for param in asset.op.compute_fn.decorated_fn.__annotations__.values():
+            if isinstance(param, type) and issubclass(param, Config):
+                classes.add(param)
+    return sorted(classes, key=lambda c: c.__name__)
+
+
+def test_every_config_and_resource_field_has_a_description_the_launchpad_shows():
+    classes = _config_classes()
+    assert {c.__name__ for c in classes} >= {
+        "LakeResource",
+        "SparkResource",
+        "TMDBResource",
+        "FilmesConfig",
+        "FilmesSourceConfig",
+    }
+    undescribed = []
+    for cls in classes:
+        schema = cls.to_config_schema().as_field().config_type
+        for name, field in schema.fields.items():
+            if not field.description:
+                undescribed.append(f"{cls.__name__}.{name}")
+    assert undescribed == []
+
+
+def test_enum_like_settings_are_spelled_as_the_readme_spells_them():
+    filmes_config = next(c for c in _config_classes() if c.__name__ == "FilmesConfig")
+    dialect = filmes_config.to_config_schema().as_field().config_type.fields["dialect"].config_type
+    assert sorted(v.config_value for v in dialect.enum_values) == ["auto", "pipe", "seed"]
+
+
+@pytest.mark.parametrize(
+    "resource, settings",
+    [
+        (LakeResource, {"root": "http://example.com/lake"}),
+        (LakeResource, {"root": "s3:///no-bucket"}),
+        (LakeResource, {"dt_layout": "flat"}),
+        (TMDBResource, {"pages": 0}),
+        (TMDBResource, {"pages": 501}),
+        (TMDBResource, {"rate_limit_per_s": -1}),
+        (SparkResource, {"shuffle_partitions": 0}),
+    ],
+)
+def test_bad_settings_are_refused_when_the_resource_is_built(resource: type[ConfigurableResource], settings):
+    with pytest.raises(pydantic.ValidationError, match=next(iter(settings))):
+        resource(**settings)
+
+
+def test_one_boto3_client_per_lake_resource():
+    lake = LakeResource(root="s3://bucket/lake", endpoint_url="http://127.0.0.1:9", region_name="us-east-1")
+    assert lake.storage("raw").client is lake.storage("trusted").client is lake.s3_client()
+
+
+def test_dagster_cli_validates_the_workspace():
+    dagster = Path(sys.executable).parent / "dagster"
+    done = subprocess.run(
+        [str(dagster), "definitions", "validate", "-w", "workspace.yaml"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "All code locations passed validation" in done.stderr + done.stdout
+
+
+def test_dg_checks_the_definitions():
+    dg = Path(sys.executable).parent / "dg"
+    done = subprocess.run([str(dg), "check", "defs"], cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "All definitions loaded successfully" in done.stdout + done.stderr

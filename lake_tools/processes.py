@@ -1,0 +1,139 @@
+"""Small process and port helpers shared by the local services (SeaweedFS, Spark, Dagster).
+
+Every helper here acts only on processes its caller started, by PID or process group, never by name.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def free_ports(count: int) -> list[int]:
+    """Distinct free loopback ports, held open together so none is handed out twice."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def free_port() -> int:
+    return free_ports(1)[0]
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie (exited, not yet reaped: it has stopped serving)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def stop_pid(pid: int, timeout: float = 30) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout`."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while alive(pid):
+        if time.monotonic() > deadline:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            break
+        time.sleep(0.2)
+
+
+def stop_process_group(process: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGTERM a child's whole process group, then SIGKILL what outlived it."""
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        pass
+    try:  # children that outlived the group leader, or all of them after the timeout
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
+
+
+# Runs as its own process. When the owner goes away (a test run killed with SIGKILL, a CI timeout),
+# SIGKILL the targets: process groups ("g<pid>") and single processes ("p<pid>"). It also exits once
+# every target is gone. pidfds make it immune to PID reuse and need no polling.
+_WATCHER = """
+import os, select, signal, sys
+owner, targets = int(sys.argv[1]), sys.argv[2:]
+fds = {}
+for target in targets:
+    try:
+        fds[os.pidfd_open(int(target[1:]))] = target
+    except ProcessLookupError:
+        pass
+try:
+    owner_fd = os.pidfd_open(owner)
+except ProcessLookupError:
+    owner_fd = None
+while fds and owner_fd is not None:
+    ready, _, _ = select.select([owner_fd, *fds], [], [])
+    if owner_fd in ready:
+        break
+    for fd in ready:
+        del fds[fd]
+for target in fds.values():
+    kill = os.killpg if target[0] == "g" else os.kill
+    try:
+        kill(int(target[1:]), signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+"""
+
+
+def start_watchdog(groups: list[int] = (), pids: list[int] = ()) -> subprocess.Popen:
+    """Start a watcher that kills these process groups and processes if this process dies first."""
+    targets = [f"g{pid}" for pid in groups] + [f"p{pid}" for pid in pids]
+    return subprocess.Popen(
+        [sys.executable, "-c", _WATCHER, str(os.getpid()), *targets],
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def reap(watcher: subprocess.Popen | None, timeout: float = 5) -> None:
+    """Wait for a watcher whose targets are gone (it then exits by itself), or kill it."""
+    if watcher is None:
+        return
+    try:
+        watcher.wait(timeout)
+    except subprocess.TimeoutExpired:
+        watcher.kill()
+        watcher.wait()
