@@ -1,72 +1,83 @@
-# lake_assets: `make run` and `make test` are the two commands a fresh machine needs (Python 3.11, Java 17).
+# lake_assets: `make run` and `make test` are the two commands a fresh machine needs.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 export SPARK_LOCAL_IP ?= 127.0.0.1
+# `make run`, `make dev` and the CLI share one Dagster instance, so the UI shows what `make run` built.
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install run test test-fast bench dev clean check-java run-s3 s3-down spark-up spark-down seed-history
+.PHONY: install run test test-fast lint bench dev clean run-s3 s3-down spark-up spark-down cluster-up cluster-down seed-history
 
+# pyspark is a 456 MB sdist: pip's cache (~/.cache/pip) keeps the built wheel between runs.
 $(STAMP): setup.cfg pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "lake_assets needs Python 3.11 or newer (PYTHON=$(PYTHON))")'
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	# pyspark is a 456 MB sdist: pip's cache (~/.cache/pip) keeps the built wheel between runs.
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
-	touch $(STAMP)
+	@PYTHON=$(PYTHON) lake_tools/bootstrap.sh run
+	@echo "lake_assets: installing into $(VENV)/ (the first time takes a few minutes; log: $(VENV)/install.log)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@{ $(BIN)/python -m pip install --upgrade pip && $(BIN)/python -m pip install -e ".[dev]"; } > $(VENV)/install.log 2>&1 \
+	  || { tail -n 25 $(VENV)/install.log; echo "lake_assets: pip install failed; the whole log is $(VENV)/install.log"; exit 1; }
+	@touch $(STAMP)
 
 install: $(STAMP)
 
-check-java:
-	@command -v java >/dev/null 2>&1 || [ -x "$$JAVA_HOME/bin/java" ] || { \
-	  echo "lake_assets: Spark needs Java 17 or newer and no 'java' was found."; \
-	  echo "  Debian/Ubuntu: sudo apt-get install openjdk-17-jre-headless   macOS: brew install openjdk@17"; exit 1; }
-
 ## Materialise all four assets for today's partition on ./lake with the bundled offline samples.
-run: install check-java
-	$(BIN)/python -m lake_assets.quickstart
+run: install
+	@PYTHON=$(PYTHON) lake_tools/bootstrap.sh run
+	@$(BIN)/python -m lake_tools.quickstart
+
+## The whole suite, end-to-end tests included (Chromium is installed first when missing, as root).
+test: install
+	@PYTHON=$(PYTHON) lake_tools/bootstrap.sh test
+	$(BIN)/python -m pytest
+
+## Everything but the slow end-to-end tests (daemon, webserver, browser, cluster).
+test-fast: install
+	@PYTHON=$(PYTHON) lake_tools/bootstrap.sh run
+	$(BIN)/python -m pytest -m "not e2e"
+
+## ruff (lint + format check) and Dagster's own check of the definitions.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/dg check defs
 
 ## `make run` on a local S3: SeaweedFS on 127.0.0.1:8333 (other ports: SeaweedFS defaults), data kept
 ## in .lake-s3/, dev-only credentials lake / lakelakelake, the lake in s3://lake/lake.
 S3_PORT ?= 8333
 S3_ENV  := LAKE_ROOT=s3://lake/lake AWS_ENDPOINT_URL=http://127.0.0.1:$(S3_PORT) AWS_REGION=us-east-1 \
-           AWS_ACCESS_KEY_ID=lake AWS_SECRET_ACCESS_KEY=lakelakelake
-run-s3: install check-java
-	$(BIN)/python -m lake_assets_tests.s3_server up --dir .lake-s3 --port $(S3_PORT) --bucket lake
-	$(S3_ENV) $(MAKE) --no-print-directory run
-	@$(BIN)/python -m lake_assets_tests.s3_server hint --port $(S3_PORT) --bucket lake
+           AWS_ACCESS_KEY_ID=lake AWS_SECRET_ACCESS_KEY=lakelakelake LAKE_S3_PATH_STYLE=1
+run-s3: install
+	@$(BIN)/python -m lake_tools.seaweedfs up --dir .lake-s3 --port $(S3_PORT) --bucket lake
+	@$(S3_ENV) $(MAKE) --no-print-directory run
+	@$(BIN)/python -m lake_tools.seaweedfs hint --port $(S3_PORT) --bucket lake
 
 ## Stop the SeaweedFS of `make run-s3` by the PID it recorded (the data stays in .lake-s3/).
 s3-down:
-	$(BIN)/python -m lake_assets_tests.s3_server down --dir .lake-s3
+	@$(BIN)/python -m lake_tools.seaweedfs down --dir .lake-s3
 
-## The Dagster UI and daemon on http://127.0.0.1:3000 with a warm Spark Connect server (DAGSTER_HOME=.dagster_home,
-## Spark state in .spark/); Ctrl-C stops both. The lake is LAKE_ROOT (default ./lake).
-dev: install check-java
-	$(BIN)/python -m lake_assets.devserver dev
+## The Dagster UI and daemon on http://127.0.0.1:3000 with a warm Spark Connect server (Spark state in
+## .spark/); Ctrl-C stops both. The lake is LAKE_ROOT (default ./lake).
+dev: install
+	@PYTHON=$(PYTHON) lake_tools/bootstrap.sh run
+	@$(BIN)/python -m lake_tools.devserver dev
 
-## Only the Spark Connect server of `make dev` (sc://127.0.0.1:15002), left running for CLI runs; spark-down stops it.
-spark-up: install check-java
-	$(BIN)/python -m lake_assets.devserver spark-up
+## Only the Spark Connect server of `make dev` (sc://127.0.0.1:15002), left running for CLI runs.
+spark-up: install
+	@PYTHON=$(PYTHON) lake_tools/bootstrap.sh run
+	@$(BIN)/python -m lake_tools.devserver spark-up
 spark-down:
-	$(BIN)/python -m lake_assets.devserver spark-down
+	@$(BIN)/python -m lake_tools.devserver spark-down
 
-## DAYS days of raw TMDB history from START, from the offline snapshot, in LAKE_ROOT (for the backfill and sensor demo).
+## DAYS days of raw TMDB history from START, from the offline snapshot, in LAKE_ROOT (for the backfill
+## and sensor demo). Dates before the first daily partition need TMDB_START_DATE (see the README).
 START ?= 2024-01-01
 DAYS  ?= 30
 seed-history: install
-	$(BIN)/python -m lake_assets.seed_history --start $(START) --days $(DAYS)
+	@$(BIN)/python -m lake_tools.seed_history --start $(START) --days $(DAYS)
 
-## The whole suite, end-to-end tests included.
-test: install check-java
-	$(BIN)/python -m pytest
-
-## Everything but the slow end-to-end tests (daemon, webserver, browser).
-test-fast: install check-java
-	$(BIN)/python -m pytest -m "not e2e"
-
-## Every benchmark, each printing a side-by-side table (minutes: the backfill one runs 90 partitions).
-bench: install check-java
+## Every benchmark, each printing a side-by-side table (minutes).
+bench: install
+	@PYTHON=$(PYTHON) lake_tools/bootstrap.sh run
 	$(BIN)/python bench/bench_filmes.py
 	$(BIN)/python bench/bench_s3_publish.py
 	$(BIN)/python bench/bench_tmdb_collect.py

@@ -1,0 +1,48 @@
+"""`make run` as a newcomer sees it: its own process, a fresh DAGSTER_HOME and lake, the terminal output
+read line by line, the data read back with DuckDB, and the runs found in the instance `make dev` uses."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+from dagster import DagsterInstance, DagsterRunStatus
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _quickstart(tmp_path: Path, **env) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("TMDB_", "LAKE_", "AWS_", "DAGSTER_", "SPARK_REMOTE"))}
+    base.update({"DAGSTER_HOME": str(tmp_path / "home"), "LAKE_ROOT": str(tmp_path / "lake"), **env})
+    return subprocess.run(
+        [sys.executable, "-m", "lake_tools.quickstart"], cwd=ROOT, env=base, capture_output=True, text=True, timeout=600
+    )
+
+
+@pytest.mark.e2e
+def test_make_run_reads_like_a_product_and_records_into_the_dev_instance(tmp_path):
+    done = _quickstart(tmp_path)
+    lines = done.stdout.splitlines()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert len(lines) < 40 and done.stderr == ""
+    progress = [line.split()[0] for line in lines if line.startswith("  ")]
+    assert progress == ["raw/filmes_csv", "trusted/filmes", "raw/tmdb_json", "trusted/tmdb"]
+    assert "1,998 rows (2 rejected)" in lines[2]
+    (log,) = (tmp_path / "home" / "logs").glob("make-run-*.log")
+    assert str(log) in lines[0]
+    assert log.read_text().count("RUN_SUCCESS") == 4  # the full event log is in the file, not on the terminal
+
+    rows = duckdb.sql(f"select count(*) from read_parquet('{tmp_path}/lake/trusted/filmes/*.parquet')").fetchall()[0][0]
+    assert rows == 1998
+    with DagsterInstance.from_config(str(tmp_path / "home")) as instance:
+        runs = instance.get_runs()
+        assert len(runs) == 4 and {run.status for run in runs} == {DagsterRunStatus.SUCCESS}
+
+
+def test_a_bad_setting_is_one_line_not_a_traceback(tmp_path):
+    done = _quickstart(tmp_path, LAKE_ROOT="http://example.com/lake")
+    assert done.returncode == 1
+    assert "a lake root is a local folder or s3://bucket/prefix" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr and len(done.stdout.splitlines()) <= 3

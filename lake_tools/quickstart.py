@@ -1,0 +1,164 @@
+"""`make run`: materialise the four assets for today's partition, one line per asset, and say where
+the data went.
+
+The runs are recorded in the Dagster instance that `make dev` uses (`DAGSTER_HOME`, by default
+`.dagster_home/`), so the UI shows what this built. Dagster's event log, Spark's output and any
+warnings go to a log file whose path is printed; the terminal gets a progress line per asset, a
+summary table, and on failure the one-line cause. With no TMDB credentials in the environment the
+collector reads the bundled offline snapshot, so this works on a machine without internet.
+"""
+
+import datetime as dt
+import os
+import sys
+import time
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+
+from lake_tools.devserver import PROJECT_DIR, prepare_dagster_home
+
+
+def main() -> int:
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(PROJECT_DIR / ".dagster_home")))
+    prepare_dagster_home(home)
+    log_path = home / "logs" / f"make-run-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    say = _terminal()
+    summary, failure, root = [], None, "?"
+    with _output_to(log_path):
+        try:
+            # Imported inside the redirect: whatever importing Dagster and Spark prints goes to the log.
+            from dagster import DagsterInstance
+
+            from lake_assets.definitions import defs, resources_from_env
+
+            resources = resources_from_env()
+            root = resources["lake"].root
+            say(f"lake_assets: today's partition ({today}) into {root}; full event log: {log_path}")
+            instance = DagsterInstance.get()
+            for key, partition in (
+                ("raw/filmes_csv", None),
+                ("trusted/filmes", None),
+                ("raw/tmdb_json", today),
+                ("trusted/tmdb", today),
+            ):
+                started = time.monotonic()
+                result = _materialize(defs, key, partition, resources, instance)
+                seconds = time.monotonic() - started
+                if not result.success:
+                    failure = f"{key} failed after {seconds:.1f} s: {_cause(result)}"
+                    say(f"  {key:<16} FAILED  ({seconds:.1f} s)")
+                    break
+                row = _row(result, key)
+                summary.append(row)
+                checks = result.get_asset_check_evaluations()
+                passed = sum(check.passed for check in checks)
+                checked = f"  checks {passed}/{len(checks)} passed" if checks else ""
+                say(f"  {key:<16} {_rows_text(row):<26} {seconds:5.1f} s{checked}")
+        except Exception as error:  # a setting the environment got wrong: one line here, the traceback in the log
+            traceback.print_exc()
+            failure = _one_line(error)
+    if failure:
+        say(f"\n{failure}\nThe full event log: {log_path}")
+        return 1
+    say(f"\n{'asset':<16} {'rows':>8} {'rejected':>9}  path")
+    for row in summary:
+        say(f"{row['asset']:<16} {row['rows']:>8} {row['rejected']:>9}  {row['path']}")
+    if not root.startswith("s3"):
+        say(
+            f"\nRead it back: duckdb -c \"select dt, count(*) from read_parquet('{root}/trusted/tmdb/*/*.parquet', "
+            'hive_partitioning=true) group by dt"'
+        )
+    say("See the runs in the UI: make dev, then http://127.0.0.1:3000")
+    return 0
+
+
+def _materialize(defs, key: str, partition: str | None, resources: dict, instance):
+    from dagster import AssetKey, AssetSelection, materialize
+
+    # One run per asset, so each gets its own progress line; the selection includes its checks.
+    return materialize(
+        [*defs.assets, *defs.asset_checks],
+        selection=AssetSelection.assets(AssetKey.from_user_string(key)),
+        resources=resources,
+        instance=instance,
+        partition_key=partition,
+        raise_on_error=False,
+        tags={"lake/launched_by": "make run"},
+    )
+
+
+def _row(result, key: str) -> dict:
+    (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == key]
+    meta = {name: getattr(value, "value", value) for name, value in event.materialization.metadata.items()}
+    rows = meta.get("dagster/row_count", meta.get("data_rows"))
+    return {
+        "asset": key,
+        "rows": rows if rows is not None else "-",
+        "rejected": meta.get("rejected_rows", "-"),
+        "path": meta.get("path", ""),
+    }
+
+
+def _rows_text(row: dict) -> str:
+    rows = f"{row['rows']:,} rows" if isinstance(row["rows"], int) else "-"
+    return rows + (f" ({row['rejected']:,} rejected)" if isinstance(row["rejected"], int) else "")
+
+
+def _cause(result) -> str:
+    """The innermost error of the first failed step, on one line (no Java stack, no traceback)."""
+    for event in result.all_events:
+        if event.is_step_failure:
+            error = event.step_failure_data.error
+            while error.cause is not None:
+                error = error.cause
+            lines = [line.strip() for line in error.message.strip().splitlines() if line.strip()]
+            return lines[0] if lines else error.cls_name
+    return "the run failed before any step started (see the log)"
+
+
+def _one_line(error: Exception) -> str:
+    import pydantic
+
+    if isinstance(error, pydantic.ValidationError):  # a resource refused a setting
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        return f"{error.title}.{where}: {first['msg'].removeprefix('Value error, ')}"
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"
+
+
+def _terminal():
+    """Print to the terminal even while stdout and stderr go to the log file."""
+    terminal = os.fdopen(os.dup(1), "w", buffering=1)
+
+    def say(line: str) -> None:
+        terminal.write(line + "\n")
+
+    return say
+
+
+@contextmanager
+def _output_to(path: Path):
+    """Send this process's stdout and stderr, and those of the JVM it starts, to `path`."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with path.open("ab") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
