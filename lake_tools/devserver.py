@@ -7,7 +7,10 @@
 A classic Spark session costs every run 5-6 s of JVM start; against a warm Connect server a daily
 partition's run takes about a second of Spark. The server is the one bundled with the pyspark
 package (`sbin/start-connect-server.sh`), bound to 127.0.0.1, with its logs, pid file, temporary
-files and warehouse under `.spark/` in the project. Dagster runs with `DAGSTER_HOME=.dagster_home`
+files and warehouse under `.spark/` in the project. Its table catalog is persistent (Hive support,
+the pyspark wheel's jars, an embedded Derby metastore in `.spark/metastore_db`), so the tables the
+runs register (`trusted.tmdb`, see lake_assets/catalog.py) outlive the server and every Connect
+client can query them by name. Dagster runs with `DAGSTER_HOME=.dagster_home`
 (the project's `dagster.yaml` is copied there) and `SPARK_REMOTE` pointing at the server.
 
 `dagster dev` runs in a process group of its own and is stopped as a group; the Spark server is
@@ -96,7 +99,7 @@ class SparkConnectServer:
             self.driver_memory,
             # Without this the JVM leaves its scratch directories in /tmp.
             "--driver-java-options",
-            f"-Djava.io.tmpdir={home / 'tmp'}",
+            f"-Djava.io.tmpdir={home / 'tmp'} -Dderby.stream.error.file={home / 'derby.log'}",
             "--conf",
             "spark.connect.grpc.binding.address=127.0.0.1",
             "--conf",
@@ -109,6 +112,7 @@ class SparkConnectServer:
             f"spark.local.dir={home / 'local'}",
             "--conf",
             "spark.sql.session.timeZone=UTC",
+            *_catalog_conf(home),
         ]
         # A session of its own, so a Ctrl-C meant for `make dev` reaches the JVM only through stop().
         subprocess.run(command, env=self._env(), cwd=home, check=True, start_new_session=True, stdout=subprocess.DEVNULL)
@@ -125,9 +129,10 @@ class SparkConnectServer:
         return True
 
     def warm_up(self) -> float:
-        """Run one small job of the kind the assets run: a fresh server's first job is slow while the
-        JVM loads and compiles its code (a daily partition's first run took ~30 s here, later ones
-        ~5 s). Returns the seconds it took.
+        """Run one small job of the kind the assets run, and open the table catalog: a fresh server's
+        first job is slow while the JVM loads and compiles its code (a daily partition's first run
+        took ~30 s here, later ones ~5 s), and its first catalog call boots the Derby metastore.
+        Returns the seconds it took.
 
         The job runs in a process of its own: creating a Connect session sets
         SPARK_CONNECT_MODE_ENABLED in the creating process's environment, which would turn every later
@@ -172,6 +177,18 @@ class SparkConnectServer:
         return "\n".join(logs[-1].read_text(errors="replace").splitlines()[-lines:]) if logs else ""
 
 
+def _catalog_conf(home: Path) -> list[str]:
+    """A persistent table catalog: Hive support with an embedded Derby metastore in `home`."""
+    settings = {
+        "spark.sql.catalogImplementation": "hive",
+        "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={home / 'metastore_db'};create=true",
+        # No cached file listings: a client session that read a partition before a run re-published
+        # it would otherwise fail with FileNotFoundException on the replaced files (measured).
+        "spark.sql.hive.filesourcePartitionFileCacheSize": "0",
+    }
+    return [arg for name, value in settings.items() for arg in ("--conf", f"{name}={value}")]
+
+
 def _warm_up_job(remote: str, scratch: Path) -> None:
     """JSON in, a window, partitioned Parquet out, a small aggregate back: the paths the assets use."""
     from pyspark.sql import SparkSession, Window
@@ -188,6 +205,7 @@ def _warm_up_job(remote: str, scratch: Path) -> None:
             df = df.withColumn("n", F.row_number().over(Window.partitionBy("dt", "id").orderBy("id"))).filter("n = 1")
             df.write.mode("overwrite").partitionBy("dt").parquet(str(work / "out"))
             df.groupBy("dt").count().collect()
+            spark.sql("show databases").collect()  # the metastore's first use creates it (~15 s)
         finally:
             spark.stop()  # an unstopped Connect session keeps Python from exiting
     finally:
