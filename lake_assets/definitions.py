@@ -9,7 +9,12 @@ from dagster import Definitions, in_process_executor
 from lake_assets.assets import raw, trusted
 from lake_assets.checks import CHECKS
 from lake_assets.io_managers import RawZoneIOManager, TrustedParquetIOManager
-from lake_assets.resources import lake_resource_from_env, spark_resource_from_env, tmdb_resource_from_env
+from lake_assets.resources import (
+    catalog_resource_from_env,
+    lake_resource_from_env,
+    spark_resource_from_env,
+    tmdb_resource_from_env,
+)
 from lake_assets.sensors import raw_arrivals_sensor
 
 ASSETS = [raw.filmes_csv, raw.tmdb_json, trusted.filmes, trusted.tmdb]
@@ -23,7 +28,7 @@ def resources_from_env() -> dict:
         "spark": spark,
         "tmdb": tmdb_resource_from_env(),
         "raw_io_manager": RawZoneIOManager(lake=lake),
-        "parquet_io_manager": TrustedParquetIOManager(lake=lake, spark=spark),
+        "parquet_io_manager": TrustedParquetIOManager(lake=lake, spark=spark, catalog=catalog_resource_from_env()),
     }
 
 

@@ -30,11 +30,12 @@ from dagster import (
     TableColumn,
     TableSchema,
 )
+from pydantic import Field
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lake_assets.partitions import dt_path, partition_key_from_path
-from lake_assets.resources import LakeResource, SparkResource
+from lake_assets.resources import CatalogResource, LakeResource, SparkResource
 from lake_assets.storage import Storage, is_hidden
 from lake_assets.storage.publish import Published, StoredFile, committed_keys, publish
 
@@ -209,6 +210,9 @@ class TrustedParquetIOManager(ConfigurableIOManager):
 
     lake: LakeResource
     spark: SparkResource
+    catalog: CatalogResource | None = Field(
+        default=None, description="Where the published tables and partitions are registered by name (Glue, Spark); None: nowhere."
+    )
 
     def handle_output(self, context: OutputContext, obj) -> None:
         table = obj if isinstance(obj, SparkTable) else SparkTable(obj)
@@ -225,6 +229,11 @@ class TrustedParquetIOManager(ConfigurableIOManager):
                 df.unpersist()
             stage.close()
         context.add_output_metadata(metadata)
+        if self.catalog is not None:  # after the publish: a catalog never names uncommitted data
+            keys = list(context.asset_partition_keys) if context.has_asset_partitions else None
+            context.add_output_metadata(
+                self.catalog.register(self.lake, path, keys, log=context.log, spark_session=self.spark.spark_session)
+            )
 
     def _publish_table(self, storage: Storage, path: str, table: SparkTable, stage: "_SparkStage") -> dict:
         files = stage.write(table.data, "data")

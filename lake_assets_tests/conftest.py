@@ -1,4 +1,5 @@
-"""Shared fixtures: one Spark session and (see lake_tools/seaweedfs.py) one S3 server per test session."""
+"""Shared fixtures: one Spark session, one S3 server (lake_tools/seaweedfs.py) and one Glue Data Catalog
+(moto, lake_tools/moto_glue.py) per test session."""
 
 import os
 import uuid
@@ -61,3 +62,52 @@ def storage_backend(request, tmp_path):
         return open_storage(str(tmp_path / "lake"))
     root = request.getfixturevalue("s3_lake_root")
     return open_storage(root, endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=os.environ["AWS_REGION"])
+
+
+@pytest.fixture(scope="session")
+def moto_glue():
+    """One moto Glue Data Catalog for the session (in memory; a free port; killed even if pytest dies)."""
+    from lake_tools.moto_glue import MotoGlue
+
+    server = MotoGlue().start()
+    yield server
+    server.stop()
+
+
+def glue_variables(moto_glue) -> dict[str, str]:
+    """Point Glue, and only Glue, at the test catalog. Moto takes any credentials; a test on the S3
+    server sets that server's, and these stand in when a test on a local lake set none."""
+    from lake_tools.moto_glue import DEV_CREDENTIALS
+
+    defaults = {"AWS_REGION": "us-east-1", **DEV_CREDENTIALS}
+    return {**moto_glue.env(), **{name: value for name, value in defaults.items() if not os.environ.get(name)}}
+
+
+@pytest.fixture
+def glue(moto_glue, monkeypatch):
+    """(a boto3 Glue client on the test catalog, a database name of this test's own), with boto3's
+    standard configuration in the environment pointing Glue there."""
+    for name in _FOREIGN_AWS_VARS:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in glue_variables(moto_glue).items():
+        monkeypatch.setenv(name, value)
+    return moto_glue.client(), f"trusted_{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def connect_session(monkeypatch):
+    """Open Spark Connect client sessions in this process; they are stopped after the test. Creating
+    one sets SPARK_CONNECT_MODE_ENABLED, which would turn this process's classic Spark (the `spark`
+    fixture) into Connect: the variable is removed again after the test."""
+    from pyspark.sql import SparkSession
+
+    sessions = []
+
+    def open_session(remote: str):
+        monkeypatch.setenv("SPARK_CONNECT_MODE_ENABLED", "1")  # recorded as unset: the teardown removes it
+        sessions.append(SparkSession.builder.remote(remote).create())
+        return sessions[-1]
+
+    yield open_session
+    for session in sessions:
+        session.stop()

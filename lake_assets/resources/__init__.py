@@ -1,15 +1,19 @@
-"""The resources the assets, IO managers and sensors use: the lake, Spark, and the TMDB client."""
+"""The resources the assets, IO managers and sensors use: the lake, Spark, the TMDB client, and the
+table catalog."""
 
+from lake_assets.resources.catalog import CatalogResource, catalog_resource_from_env
 from lake_assets.resources.lake import LakeResource, lake_resource_from_env
 from lake_assets.resources.spark import SparkResource, SparkUnavailable, spark_resource_from_env
 from lake_assets.resources.tmdb import TMDBError, TMDBResource, tmdb_resource_from_env
 
 __all__ = [
+    "CatalogResource",
     "LakeResource",
     "SparkResource",
     "SparkUnavailable",
     "TMDBError",
     "TMDBResource",
+    "catalog_resource_from_env",
     "lake_resource_from_env",
     "spark_resource_from_env",
     "tmdb_resource_from_env",

@@ -83,7 +83,14 @@ def _upload_all(storage: Storage, files: Mapping[str, Path | StoredFile]) -> Non
 def committed_keys(storage: Storage, prefix: str) -> list[str] | None:
     """The data files of the current version of `prefix`, or None when it has no manifest
     (never published by this project: data that landed from elsewhere)."""
+    files = committed_files(storage, prefix)
+    return None if files is None else [file.key for file in files]
+
+
+def committed_files(storage: Storage, prefix: str) -> list[StoredFile] | None:
+    """`committed_keys` with each file's size, as the manifest records it (a Parquet footer is read
+    from the end of a file without listing the folder)."""
     raw = storage.get_bytes(f"{prefix.rstrip('/')}/{MANIFEST}")
     if raw is None:
         return None
-    return [f"{prefix.rstrip('/')}/{entry['name']}" for entry in json.loads(raw)["files"]]
+    return [StoredFile(f"{prefix.rstrip('/')}/{entry['name']}", entry["bytes"]) for entry in json.loads(raw)["files"]]
