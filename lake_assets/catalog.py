@@ -40,7 +40,8 @@ PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
 PROJECTION_PREFIX = "projection."
 GLUE_BATCH = 100  # the most partitions BatchCreatePartition / BatchUpdatePartition take per call
 SPARK_PARTITIONS_PER_STATEMENT = 100
-_READ_THREADS = 8  # footers are two small reads each: latency bound on S3
+_READ_THREADS = 8  # a manifest and a footer per partition: small reads, latency bound on S3
+_FOOTER_GUESS = 64 * 1024  # a trusted table's footer is a few KB (one row group, a few columns)
 
 
 class CatalogError(Failure):
@@ -130,13 +131,15 @@ class Version:
 
 
 def parquet_schema(storage: Storage, file: StoredFile) -> pa.Schema:
-    """A Parquet file's schema from two small reads at its end (the footer), not the whole file."""
-    tail = storage.get_range(file.key, file.size - 8, 8)
-    if len(tail) != 8 or tail[4:] != b"PAR1":
+    """A Parquet file's schema from its footer: one read of the file's end, which holds the whole
+    footer of these tables (a second read only for a footer longer than that), not the whole file."""
+    end = storage.get_range(file.key, max(0, file.size - _FOOTER_GUESS), min(file.size, _FOOTER_GUESS))
+    if len(end) < 8 or end[-4:] != b"PAR1":
         raise CatalogError(f"{storage.uri(file.key)} is not a Parquet file (no PAR1 footer)")
-    length = int.from_bytes(tail[:4], "little")
-    footer = storage.get_range(file.key, file.size - 8 - length, length)
-    return pq.read_schema(pa.BufferReader(b"PAR1" + footer + tail))
+    length = int.from_bytes(end[-8:-4], "little")
+    if length + 8 > len(end):
+        end = storage.get_range(file.key, file.size - 8 - length, length + 8)
+    return pq.read_schema(pa.BufferReader(b"PAR1" + end[-8 - length :]))
 
 
 def read_version(storage: Storage, prefix: str, partition: str | None = None) -> Version | None:
@@ -674,23 +677,24 @@ def main(argv: list[str] | None = None) -> int:
     sync_parser.add_argument("--no-glue", action="store_true", help="only the Spark catalog")
     args = parser.parse_args(argv)
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     log = logging.getLogger("lake_assets.catalog")
-    # Outside a run, Dagster has not resolved the EnvVar credentials: this does.
-    lake = lake_resource_from_env().process_config_and_initialize()
+    log.setLevel(logging.INFO)
+    log.addHandler(logging.StreamHandler(sys.stderr))
+    log.propagate = False
     try:
+        # Outside a run, Dagster has not resolved the EnvVar credentials: this does.
+        lake = lake_resource_from_env().process_config_and_initialize()
         if args.command == "ddl":
             sys.stdout.write(ddl(lake, args.database, projection=not args.no_projection))
             return 0
         catalog = catalog_resource_from_env()
         if args.no_glue:
             catalog = catalog.model_copy(update={"glue_database": None})
-        remote = os.environ.get("SPARK_REMOTE")
         session = None
-        if remote and catalog.spark_database:
-            from pyspark.sql import SparkSession
+        if catalog.spark_database and os.environ.get("SPARK_REMOTE"):
+            from lake_assets.resources import spark_resource_from_env
 
-            session = SparkSession.builder.remote(remote).getOrCreate()
+            session = spark_resource_from_env().spark_session  # a Connect server that is down: one line, in seconds
         elif catalog.spark_database:
             log.info("catalog: no SPARK_REMOTE, so no Spark catalog to register in (a classic session's catalog is in memory)")
         try:
@@ -699,10 +703,20 @@ def main(argv: list[str] | None = None) -> int:
             if session is not None:
                 session.stop()  # an unstopped Connect session keeps Python from exiting
         return 0
-    except (CatalogError, ValueError) as error:
-        message = error.description if isinstance(error, Failure) else str(error)
-        print(f"lake_assets.catalog: {message}", file=sys.stderr)
+    except (Failure, ValueError) as error:  # CatalogError, SparkUnavailable, a refused setting
+        print(f"lake_assets.catalog: {_one_line(error)}", file=sys.stderr)
         return 1
+
+
+def _one_line(error: Exception) -> str:
+    import pydantic
+
+    if isinstance(error, Failure):
+        return error.description
+    if isinstance(error, pydantic.ValidationError):
+        first = error.errors()[0]
+        return f"{error.title}.{'.'.join(map(str, first['loc']))}: {first['msg'].removeprefix('Value error, ')}"
+    return _first_line(error)
 
 
 if __name__ == "__main__":

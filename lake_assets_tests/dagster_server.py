@@ -32,6 +32,7 @@ class DagsterServer:
     lake_root: Path
     dagster_home: Path
     log_path: Path
+    spark_remote: str  # the warm Connect server the runs use (its catalog is persistent, as in make dev)
 
     @property
     def lake(self) -> LakeResource:
@@ -78,7 +79,9 @@ def dagster_server(tmp_path_factory):
         # cwd: a folder without a dagster.yaml, so dagster dev uses DAGSTER_HOME's copy and says nothing.
         process = start_dagster_dev(home, env, port, cwd=base, log=log)
     watcher = start_watchdog(groups=[process.pid], pids=[spark.pid()])
-    server = DagsterServer(url=f"http://127.0.0.1:{port}", lake_root=lake_root, dagster_home=home, log_path=log_path)
+    server = DagsterServer(
+        url=f"http://127.0.0.1:{port}", lake_root=lake_root, dagster_home=home, log_path=log_path, spark_remote=spark.remote
+    )
     try:
         spark.warm_up()  # while Dagster starts
         deadline = time.monotonic() + READY_TIMEOUT_S

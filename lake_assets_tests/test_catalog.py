@@ -37,7 +37,8 @@ from lake_assets.io_managers import LAKE_PATH, RawZoneIOManager, TrustedParquetI
 from lake_assets.partitions import daily_partitions
 from lake_assets.resources import CatalogResource, LakeResource
 from lake_assets.resources.tmdb import TMDBResource
-from lake_assets.storage.publish import committed_files
+from lake_assets.storage import LocalStorage
+from lake_assets.storage.publish import StoredFile, committed_files
 from lake_assets_tests.conftest import _FOREIGN_AWS_VARS, glue_variables
 from lake_tools.devserver import SparkConnectServer
 from lake_tools.duckdb_lake import open_lake
@@ -161,6 +162,19 @@ def test_spark_statements_create_add_columns_or_recreate():
     batches = spark_partition_statements(spec, many)
     assert len(batches) == 3 and sum(b.count(" PARTITION (") for b in batches) == 250
     assert batches[0].startswith("ALTER TABLE `trusted`.`tmdb` ADD IF NOT EXISTS PARTITION (`dt`='k000') LOCATION '/lake/")
+
+
+def test_the_written_schema_comes_from_the_footer_small_or_large(tmp_path):
+    storage = LocalStorage(tmp_path)
+    for name, table in (
+        ("small.parquet", pa.table({"tmdb_id": [1, 2], "titulo": ["a", "b"]})),
+        ("wide.parquet", pa.table({f"coluna_{i:04d}_{'x' * 40}": [i] for i in range(2000)})),  # a footer > 64 KB
+    ):
+        pq.write_table(table, tmp_path / name)
+        assert catalog.parquet_schema(storage, StoredFile(name, (tmp_path / name).stat().st_size)).equals(table.schema)
+    (tmp_path / "not.parquet").write_bytes(b"{}")
+    with pytest.raises(catalog.CatalogError, match="not.parquet is not a Parquet file"):
+        catalog.parquet_schema(storage, StoredFile("not.parquet", 2))
 
 
 def test_database_names_are_checked_when_the_resource_is_built():
@@ -560,9 +574,23 @@ def test_spark_sql_counts_the_trusted_tables_by_name_like_pyarrow(connect_server
     assert [r[0] for r in spark.sql("show partitions trusted.tmdb").collect()] == [f"dt={d}" for d in HISTORY]
     assert dict(spark.sql("select dt, count(*) from trusted.tmdb group by dt").collect()) == _rows_by_day(connect_lake)
 
-    # DuckDB, from the manifests, agrees.
+    # DuckDB, from the manifests, agrees; so do the README's summaries in both dialects.
     duck = open_lake(LakeResource(root=str(connect_lake)))
     assert dict(duck.sql("select dt, count(*) from tmdb group by dt").fetchall()) == _rows_by_day(connect_lake)
+    in_spark = spark.sql(
+        f"""select produtora, count(*) as filmes, array_sort(collect_list(titulo)) as titulos
+            from trusted.tmdb lateral view explode(produtoras) p as produtora where dt = '{HISTORY[1]}'
+            group by produtora order by filmes desc"""
+    ).collect()
+    in_duckdb = duck.sql(
+        f"""select produtora, count(*) as filmes, list(titulo order by titulo) as titulos
+            from (select unnest(produtoras) as produtora, titulo from tmdb where dt = '{HISTORY[1]}')
+            group by produtora order by filmes desc"""
+    ).fetchall()
+    assert {r.produtora: (r.filmes, list(r.titulos)) for r in in_spark} == {p: (n, list(t)) for p, n, t in in_duckdb}
+    assert len(in_duckdb) > 20 and in_spark[0].filmes == in_duckdb[0][1]
+    language = f"select idioma_original, count(*) as filmes from {{}} where dt = '{HISTORY[1]}' group by 1 order by 2 desc"
+    assert dict(spark.sql(language.format("trusted.tmdb")).collect()) == dict(duck.sql(language.format("tmdb")).fetchall())
 
 
 @pytest.mark.e2e
@@ -575,3 +603,17 @@ def test_the_spark_catalog_survives_a_server_restart(connect_server, connect_lak
     assert {r.tableName for r in spark.sql("show tables in trusted").collect()} == {"filmes", "tmdb"}
     assert dict(spark.sql("select dt, count(*) from trusted.tmdb group by dt").collect()) == _rows_by_day(connect_lake)
     assert (connect_server.home / "metastore_db").is_dir() and (connect_server.home / "derby.log").is_file()
+
+
+@pytest.mark.e2e
+def test_the_dev_server_registers_what_classic_runs_published(connect_server, connect_lake, connect_session, monkeypatch):
+    spark = connect_session(connect_server.remote)
+    spark.sql("drop table trusted.tmdb")  # as if published by `make run`'s classic session: in no Spark catalog
+    assert [r.tableName for r in spark.sql("show tables in trusted").collect()] == ["filmes"]
+    assert _rows_by_day(connect_lake)  # an external table: dropping it left the data
+    monkeypatch.setenv("LAKE_ROOT", str(connect_lake))
+    assert connect_server.register_lake() == [
+        "Spark catalog: trusted.filmes unchanged",
+        f"Spark catalog: trusted.tmdb created, {len(HISTORY)} partition(s) registered",
+    ]
+    assert dict(spark.sql("select dt, count(*) from trusted.tmdb group by dt").collect()) == _rows_by_day(connect_lake)

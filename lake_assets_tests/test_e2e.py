@@ -116,6 +116,14 @@ def test_a_30_day_backfill_runs_as_one_spark_run_and_writes_exact_rows(dagster_s
     assert len(set(expected.values())) > 10  # days differ, so a partition mix-up would show
 
 
+def test_make_dev_users_query_the_backfilled_partitions_by_name_in_spark_sql(dagster_server, backfill, connect_session):
+    # The backfill run registered trusted.tmdb and its partitions in the Connect server's catalog.
+    spark = connect_session(dagster_server.spark_remote)
+    rows = _trusted_rows(dagster_server.lake_root)
+    assert dict(spark.sql("select dt, count(*) from trusted.tmdb group by dt").collect()) == rows
+    assert spark.sql("select count(*) from trusted.tmdb where dt = '2024-01-05'").first()[0] == rows["2024-01-05"] > 0
+
+
 def test_the_sensor_registers_new_raw_files_and_their_trusted_partitions_appear(dagster_server, backfill, records):
     selector = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "sensorName": SENSOR_NAME}
     started = dagster_server.graphql(

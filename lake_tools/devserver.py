@@ -155,6 +155,26 @@ class SparkConnectServer:
         )
         return time.monotonic() - started
 
+    def register_lake(self) -> list[str]:
+        """Register the trusted tables committed in LAKE_ROOT in this server's catalog, and return what
+        was done (one line each). Runs made with a classic session (`make run`) register in no Spark
+        catalog; this makes their tables queryable by name too. In a process of its own, like the
+        warm-up; a failure is reported, not raised: the catalog is a convenience of the dev server."""
+        done = subprocess.run(
+            [sys.executable, "-m", "lake_assets.catalog", "sync", "--no-glue"],
+            env={**os.environ, "SPARK_REMOTE": self.remote},
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+        )
+        lines = [
+            line for line in done.stderr.splitlines() if line.startswith(("Spark catalog:", "catalog:", "lake_assets.catalog:"))
+        ]
+        if done.returncode == 0:
+            return lines
+        tail = done.stderr.strip().splitlines()
+        return [f"Spark catalog not synced: {tail[-1] if tail else f'exit code {done.returncode}'}"]
+
     def stop(self, timeout: float = 30) -> None:
         pid = self.pid()
         if pid is None:
@@ -259,6 +279,8 @@ def dev(port: int) -> int:
         dagster = start_dagster_dev(home, {**os.environ, "SPARK_REMOTE": spark.remote}, port)
         if not spark_was_running:  # while dagster dev starts
             print(f"Spark Connect warmed up with a small job in {spark.warm_up():.0f}s", flush=True)
+        for line in spark.register_lake():
+            print(line, flush=True)
         code = dagster.wait()
     except KeyboardInterrupt:
         pass
@@ -301,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
             spark.warm_up()
         state = "started and warmed up" if started else "already running"
         print(f"Spark Connect {state} (pid {spark.pid()}) on {spark.remote}; logs in {spark.log_dir}")
+        for line in spark.register_lake():
+            print(line)
         print(f"Use it: export SPARK_REMOTE={spark.remote}")
     else:
         pid = spark.pid()
