@@ -7,7 +7,8 @@ export SPARK_LOCAL_IP ?= 127.0.0.1
 # `make run`, `make dev` and the CLI share one Dagster instance, so the UI shows what `make run` built.
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install run test test-fast lint bench dev clean run-s3 s3-down spark-up spark-down cluster-up cluster-down seed-history
+.PHONY: install run test test-fast lint bench dev clean run-s3 s3-down spark-up spark-down cluster-up cluster-down seed-history \
+        athena-ddl glue-up glue-down
 
 # pyspark is a 456 MB sdist: pip's cache (~/.cache/pip) keeps the built wheel between runs.
 $(STAMP): setup.cfg pyproject.toml
@@ -68,6 +69,17 @@ spark-up: install
 spark-down:
 	@$(BIN)/python -m lake_tools.devserver spark-down
 
+## Athena's CREATE EXTERNAL TABLE statements (with partition projection) for LAKE_ROOT's trusted tables,
+## for those who manage their Glue catalog themselves; LAKE_ROOT must be s3://...
+athena-ddl: install
+	@$(BIN)/python -m lake_assets.catalog ddl
+
+## A local Glue Data Catalog (moto, in memory) on 127.0.0.1:5000 to try LAKE_GLUE_DATABASE; glue-down stops it.
+glue-up: install
+	@$(BIN)/python -m lake_tools.moto_glue up --port 5000
+glue-down:
+	@$(BIN)/python -m lake_tools.moto_glue down
+
 ## DAYS days of raw TMDB history from START, from the offline snapshot, in LAKE_ROOT (for the backfill
 ## and sensor demo). Dates before the first daily partition need TMDB_START_DATE (see the README).
 START ?= 2024-01-01
@@ -82,6 +94,7 @@ bench: install
 	$(BIN)/python bench/bench_s3_publish.py
 	$(BIN)/python bench/bench_tmdb_collect.py
 	$(BIN)/python bench/bench_backfill_sensor.py
+	$(BIN)/python bench/bench_catalog.py
 
 clean:
-	rm -rf lake .dagster_home .spark test-artifacts bench/out
+	rm -rf lake .dagster_home .spark .moto test-artifacts bench/out

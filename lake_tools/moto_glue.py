@@ -100,6 +100,12 @@ class MotoGlue:
         reap(self._watcher)
         self._watcher = None
 
+    def __enter__(self) -> "MotoGlue":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
 
 def _is_our_moto(pid: int) -> bool:
     """The recorded PID is still a moto_server (not a reused PID)."""
