@@ -348,9 +348,10 @@ def spark_catalog_is_persistent(session) -> bool:
 
 
 def _spark_current(session, spec: TableSpec) -> SparkTable | None:
-    if not session.catalog.tableExists(spec.name, spec.database):
+    name = f"{spec.database}.{spec.name}"
+    if not session.catalog.tableExists(name):
         return None
-    columns = tuple((c.name, c.dataType) for c in session.catalog.listColumns(spec.name, spec.database) if not c.isPartition)
+    columns = tuple((c.name, c.dataType) for c in session.catalog.listColumns(name) if not c.isPartition)
     details = {row["col_name"]: row["data_type"] for row in session.sql(f"DESCRIBE TABLE EXTENDED {_spark_name(spec)}").collect()}
     partitions = ()
     if spec.partitioned:

@@ -6,6 +6,7 @@ against the lake read back independently (boto3 listings, pyarrow reading the Pa
 
 import datetime as dt
 import io
+import logging
 import os
 import re
 import subprocess
@@ -38,7 +39,7 @@ from lake_assets.partitions import daily_partitions
 from lake_assets.resources import CatalogResource, LakeResource
 from lake_assets.resources.tmdb import TMDBResource
 from lake_assets.storage import LocalStorage
-from lake_assets.storage.publish import StoredFile, committed_files
+from lake_assets.storage.publish import StoredFile, committed_files, publish
 from lake_assets_tests.conftest import _FOREIGN_AWS_VARS, glue_variables
 from lake_tools.devserver import SparkConnectServer
 from lake_tools.duckdb_lake import open_lake
@@ -492,6 +493,8 @@ def test_make_run_with_a_glue_database_leaves_both_tables_and_todays_partition(t
     done = _quickstart(tmp_path, LAKE_GLUE_DATABASE=database, **glue_env)
     after = _today()
     assert done.returncode == 0, done.stdout + done.stderr
+    assert f"Glue: {database}.filmes created" in done.stdout.splitlines()  # the terminal says what was registered
+    assert f"Glue: {database}.tmdb created; partitions: 1 created, 0 updated" in done.stdout.splitlines()
     tables = {t["Name"]: t for t in glue_client.get_tables(DatabaseName=database)["TableList"]}
     assert set(tables) == {"filmes", "tmdb"}
     assert tables["tmdb"]["StorageDescriptor"]["Location"] == f"file://{tmp_path}/lake/trusted/tmdb/"
@@ -617,3 +620,35 @@ def test_the_dev_server_registers_what_classic_runs_published(connect_server, co
         f"Spark catalog: trusted.tmdb created, {len(HISTORY)} partition(s) registered",
     ]
     assert dict(spark.sql("select dt, count(*) from trusted.tmdb group by dt").collect()) == _rows_by_day(connect_lake)
+
+
+@pytest.mark.e2e
+def test_schema_changes_in_the_spark_catalog_add_columns_or_recreate_keeping_data(connect_server, connect_session, tmp_path):
+    spark = connect_session(connect_server.remote)
+    lake = LakeResource(root=str(tmp_path / "lake"))
+    storage = lake.storage("trusted")
+    resource = CatalogResource(spark_database=f"schema_{uuid.uuid4().hex[:8]}")
+    database = resource.spark_database
+
+    def publish_day(day: str, table: pa.Table) -> dict:
+        local = tmp_path / f"{day}-{uuid.uuid4().hex}.parquet"
+        pq.write_table(table, local)
+        publish(storage, f"trusted/tmdb/dt={day}", {f"part-{uuid.uuid4().hex}.parquet": local})
+        return resource.register(lake, "trusted/tmdb", [day], log=logging.getLogger("test"), spark_session=spark)
+
+    def rows() -> list[tuple]:
+        found = spark.sql(f"select dt, tmdb_id, titulo, nota from {database}.tmdb order by dt").collect()
+        return [tuple(r) for r in found]
+
+    assert publish_day(HISTORY[0], pa.table({"tmdb_id": pa.array([1], pa.int32()), "titulo": ["a"]}))["catalog/spark"] == (
+        f"{database}.tmdb created, 1 partition(s) registered"
+    )
+    # TMDB adds a field: a column is added, the older day reads it as null.
+    day2 = pa.table({"tmdb_id": pa.array([2], pa.int32()), "titulo": ["b"], "nota": [1.5]})
+    assert publish_day(HISTORY[1], day2)["catalog/spark"] == f"{database}.tmdb updated, 1 partition(s) registered"
+    assert rows() == [(HISTORY[0], 1, "a", None), (HISTORY[1], 2, "b", 1.5)]
+    # The contract widens a type: the definition is re-created, every partition kept, no data lost.
+    day3 = pa.table({"tmdb_id": pa.array([3], pa.int64()), "titulo": ["c"], "nota": [2.5]})
+    assert publish_day(HISTORY[2], day3)["catalog/spark"] == f"{database}.tmdb re-created, 3 partition(s) registered"
+    assert dict((c.name, c.dataType) for c in spark.catalog.listColumns(f"{database}.tmdb"))["tmdb_id"] == "bigint"
+    assert rows() == [(HISTORY[0], 1, "a", None), (HISTORY[1], 2, "b", 1.5), (HISTORY[2], 3, "c", 2.5)]

@@ -66,6 +66,9 @@ def main() -> int:
     say(f"\n{'asset':<16} {'rows':>8} {'rejected':>9}  path")
     for row in summary:
         say(f"{row['asset']:<16} {row['rows']:>8} {row['rejected']:>9}  {row['path']}")
+    for row in summary:
+        for registered in row["catalog"]:
+            say(registered)
     if not root.startswith("s3"):
         say(
             f"\nRead it back: duckdb -c \"select dt, count(*) from read_parquet('{root}/trusted/tmdb/*/*.parquet', "
@@ -99,6 +102,10 @@ def _row(result, key: str) -> dict:
         "rows": rows if rows is not None else "-",
         "rejected": meta.get("rejected_rows", "-"),
         "path": meta.get("path", ""),
+        # What the run registered in Glue / the Spark catalog (lake_assets/catalog.py), if anything.
+        "catalog": [
+            f"{name.split('/')[1].capitalize()}: {meta[name]}" for name in ("catalog/glue", "catalog/spark") if name in meta
+        ],
     }
 
 
