@@ -56,7 +56,7 @@ def test_every_config_and_resource_field_has_a_description_the_launchpad_shows()
 def test_enum_like_settings_are_spelled_as_the_readme_spells_them():
     filmes_config = next(c for c in _config_classes() if c.__name__ == "FilmesConfig")
     dialect = filmes_config.to_config_schema().as_field().config_type.fields["dialect"].config_type
-    assert sorted(v.config_value for v in dialect.enum_values) == ["auto", "pipe", "seed"]
+    assert sorted(v.config_value for v in dialect.enum_values) == ["auto", "pipe", "seed", "semicolon"]
 
 
 @pytest.mark.parametrize(

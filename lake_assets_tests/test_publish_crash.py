@@ -83,6 +83,9 @@ class _Delegating(Storage):
     def get_range(self, key, start, length):
         return self.inner.get_range(key, start, length)
 
+    def open_read(self, key):
+        return self.inner.open_read(key)
+
     def download(self, key, local_path):
         self.inner.download(key, local_path)
 

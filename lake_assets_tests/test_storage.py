@@ -263,7 +263,7 @@ def test_abandoned_spark_scratch_is_swept_by_the_next_write(tmp_path):
     import os
     import time
 
-    from lake_assets.io_managers import _SparkStage
+    from lake_assets.staging import SparkStage
     from lake_assets.storage import LocalStorage
 
     storage = LocalStorage(tmp_path)
@@ -271,5 +271,5 @@ def test_abandoned_spark_scratch_is_swept_by_the_next_write(tmp_path):
     storage.put_bytes(b"new", "_staging/live-run/data/part-0.parquet")
     two_days_ago = time.time() - 2 * 24 * 3600
     os.utime(tmp_path / "_staging/dead-run/data/part-0.parquet", (two_days_ago, two_days_ago))
-    _SparkStage(storage).close()
+    SparkStage(storage).close()
     assert [o.key for o in storage.list("_staging/")] == ["_staging/live-run/data/part-0.parquet"]

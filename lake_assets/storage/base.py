@@ -8,6 +8,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 
 def is_hidden(relative_key: str) -> bool:
@@ -51,6 +52,10 @@ class Storage(ABC):
     @abstractmethod
     def get_range(self, key: str, start: int, length: int) -> bytes:
         """`length` bytes from offset `start` (Parquet footers: row counts without the whole file)."""
+
+    @abstractmethod
+    def open_read(self, key: str) -> BinaryIO:
+        """A stream of the object's bytes, for reading it once from start to end."""
 
     @abstractmethod
     def download(self, key: str, local_path: Path) -> None: ...

@@ -5,6 +5,7 @@ import shutil
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from lake_assets.storage.base import ObjectInfo, Storage
 
@@ -61,6 +62,9 @@ class LocalStorage(Storage):
             os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)
+
+    def open_read(self, key: str) -> BinaryIO:
+        return self._path(key).open("rb")
 
     def download(self, key: str, local_path: Path) -> None:
         local_path.parent.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import boto3
 from boto3.s3.transfer import TransferConfig
@@ -162,6 +163,15 @@ class S3Storage(Storage):
         with self._errors("get", key):
             response = self.client.get_object(Bucket=self.bucket, Key=self._key(key), Range=f"bytes={start}-{start + length - 1}")
             return response["Body"].read()
+
+    def open_read(self, key: str) -> BinaryIO:
+        with self._errors("get", key):
+            try:
+                return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
+            except ClientError as error:
+                if _code(error) == "NoSuchKey":
+                    raise FileNotFoundError(f"no object at s3://{self.bucket}/{self._key(key)}") from None
+                raise
 
     def copy(self, source_key: str, key: str) -> None:
         with self._errors("copy", key):
