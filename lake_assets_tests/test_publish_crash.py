@@ -24,6 +24,7 @@ import lake_assets.storage.publish as publish_module
 from lake_assets.storage.base import Storage
 from lake_assets.storage.publish import MANIFEST, committed_keys, publish
 from lake_assets.storage.s3 import LakeStorageError, S3Storage
+from lake_assets_tests.delegating_storage import DelegatingStorage
 from lake_tools.seaweedfs import SeaweedS3
 
 PREFIX = "trusted/tmdb/dt=2024-03-31"
@@ -67,43 +68,7 @@ def _published_keys(files: dict[str, Path]) -> list[str]:
     return sorted(f"{PREFIX}/{name}" for name in files)
 
 
-class _Delegating(Storage):
-    def __init__(self, inner: Storage):
-        self.inner = inner
-        self.root_uri = inner.root_uri
-
-    def put_file(self, local_path, key):
-        self.inner.put_file(local_path, key)
-
-    def put_bytes(self, data, key):
-        self.inner.put_bytes(data, key)
-
-    def get_bytes(self, key):
-        return self.inner.get_bytes(key)
-
-    def get_with_etag(self, key):
-        return self.inner.get_with_etag(key)
-
-    def put_bytes_if(self, data, key, *, expected_etag):
-        return self.inner.put_bytes_if(data, key, expected_etag=expected_etag)
-
-    def get_range(self, key, start, length):
-        return self.inner.get_range(key, start, length)
-
-    def download(self, key, local_path):
-        self.inner.download(key, local_path)
-
-    def copy(self, source_key, key):
-        self.inner.copy(source_key, key)
-
-    def list(self, prefix, start_after=None):
-        return self.inner.list(prefix, start_after)
-
-    def delete(self, keys):
-        self.inner.delete(keys)
-
-
-class _PausesAfterUploads(_Delegating):
+class _PausesAfterUploads(DelegatingStorage):
     """Once `count` uploads have landed, signals `landed` and holds that upload's thread until
     `resume` is set, so the publish cannot get past its uploads before the test acts."""
 
@@ -123,7 +88,7 @@ class _PausesAfterUploads(_Delegating):
             self.resume.wait(30)
 
 
-class _FailsAfterUploads(_Delegating):
+class _FailsAfterUploads(DelegatingStorage):
     """Uploads after the first `count` raise. With `dies`, the writer's process is gone from then on:
     nothing it asks for afterwards (its clean-up included) reaches the storage."""
 
