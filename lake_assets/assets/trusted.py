@@ -40,6 +40,7 @@ class FilmesConfig(Config):
     owners=OWNERS,
     io_manager_key="parquet_io_manager",
     metadata={LAKE_PATH: "trusted/filmes"},
+    pool="trusted_filmes",
 )
 def filmes(context: AssetExecutionContext, config: FilmesConfig, spark: SparkResource, raw_filmes: RawFile) -> SparkTable:
     """The historical movies, typed (dates, integers, doubles, arrays) with normalised column names, as
@@ -80,6 +81,7 @@ def _read_csv_as_strings(spark: SparkSession, path: str, columns: list[str], dia
     backfill_policy=BackfillPolicy.single_run(),
     io_manager_key="parquet_io_manager",
     metadata={LAKE_PATH: "trusted/tmdb"},
+    pool="trusted_tmdb",
 )
 def tmdb(context: AssetExecutionContext, spark: SparkResource, raw_tmdb: dict[str, list[str]]) -> SparkTable:
     """TMDB movie details, one typed row per movie per collection date, Parquet partitioned by
