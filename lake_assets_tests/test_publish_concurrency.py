@@ -190,7 +190,7 @@ ISSUE = "A.begin B.begin A.upload B.upload A.commit B.commit A.clean_up B.clean_
 INTERLEAVINGS = {
     "issue: A commits, B commits, A cleans up": ISSUE,
     "A cleans up while B has uploaded but not committed": "A.begin B.begin A.upload B.upload A.commit A.clean_up B.commit B.clean_up",
-    "B uploads while A commits and cleans up": "A.begin B.begin A.upload A.commit B.upload A.clean_up B.commit B.clean_up",
+    "B uploads after A commits, before A cleans up": "A.begin B.begin A.upload A.commit B.upload A.clean_up B.commit B.clean_up",
     "B starts after A committed, A cleans up late": "A.begin A.upload A.commit B.begin B.upload B.commit A.clean_up B.clean_up",
 }
 
