@@ -182,14 +182,10 @@ def test_failed_publish_leaves_previous_version_readable(tmp_path, spark_resourc
     assert _filmes(lake, spark_resource).success
     before = Lake(lake).keys("trusted/filmes/")
 
-    real_put_bytes = LocalStorage.put_bytes
+    def fail_at_commit(self, data, key, *, expected_etag):
+        raise OSError("disk full (injected)")  # the manifest is the only conditional write
 
-    def fail_at_commit(self, data, key):
-        if key.endswith(MANIFEST):
-            raise OSError("disk full (injected)")
-        return real_put_bytes(self, data, key)
-
-    monkeypatch.setattr(LocalStorage, "put_bytes", fail_at_commit)
+    monkeypatch.setattr(LocalStorage, "put_bytes_if", fail_at_commit)
     smaller = write_filmes_csv(tmp_path / "v2.csv", 300, seed=5)
     result = _filmes(lake, spark_resource, smaller, raise_on_error=False)
     assert not result.success
@@ -200,7 +196,7 @@ def test_failed_publish_leaves_previous_version_readable(tmp_path, spark_resourc
     assert set(committed) <= set(before)  # the manifest still names version 1, all of whose files exist
     rows = sum(pq.read_metadata(io.BytesIO(storage.get_bytes(k))).num_rows for k in committed if "/_rejected/" not in k)
     assert rows == 1998
-    # the next good run cleans up the orphans of the failed one
+    assert Lake(lake).keys("trusted/filmes/") == before  # the failed writer removed its own uploads
     assert _filmes(lake, spark_resource, smaller).success
     after = Lake(lake).keys("trusted/filmes/")
     assert set(after) == set(committed_keys(storage, "trusted/filmes")) | {f"trusted/filmes/{MANIFEST}"}

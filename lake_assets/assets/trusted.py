@@ -51,6 +51,7 @@ class FilmesConfig(Config):
     io_manager_key="parquet_io_manager",
     metadata={LAKE_PATH: "trusted/filmes"},
     check_specs=check_specs(FILMES, FILMES_KEY),
+    pool="trusted_filmes",
 )
 def filmes(
     context: AssetExecutionContext,
@@ -112,6 +113,7 @@ def _read_csv_as_strings(spark: SparkSession, path: str, columns: list[str], dia
     io_manager_key="parquet_io_manager",
     metadata={LAKE_PATH: "trusted/tmdb"},
     check_specs=check_specs(TMDB, TMDB_KEY, daily_partitions),
+    pool="trusted_tmdb",
 )
 def tmdb(
     context: AssetExecutionContext,
