@@ -443,3 +443,13 @@ def _published_rows(folders: dict[str, dict[str, bytes]]) -> dict[str, int]:
         )
         for day, objects in folders.items()
     }
+
+
+def test_the_contracts_document_is_the_declarations():
+    from pathlib import Path
+
+    from lake_assets.contracts import FILMES, TMDB
+    from lake_assets.contracts.__main__ import markdown
+
+    committed = (Path(__file__).resolve().parents[1] / "docs" / "contracts.md").read_text()
+    assert committed == markdown([FILMES, TMDB]), "regenerate: python -m lake_assets.contracts > docs/contracts.md"
