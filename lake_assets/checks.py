@@ -71,10 +71,10 @@ def contract_events(context: AssetExecutionContext, report: PublishReport, table
         for outcome in published:
             context.add_asset_metadata(metadata(outcome), partition_key=outcome.partition)
         yield MaterializeResult()
+    targets = _materializations(context, [o.partition for o in published])
     for outcome in report.outcomes:
-        target = _materialization(context, outcome) if outcome.published else None
         for result in outcome.results:
-            yield _evaluation(context.asset_key, outcome, result, target)
+            yield _evaluation(context.asset_key, outcome, result, targets.get(outcome.partition))
     if report.not_published:
         raise Failure(description=report.failure_message(table), allow_retries=False)
     for spec in context.assets_def.check_specs:
@@ -122,15 +122,19 @@ def _evaluation(asset_key: AssetKey, outcome: PartitionOutcome, result: RuleResu
     )
 
 
-def _materialization(context: AssetExecutionContext, outcome: PartitionOutcome):
-    """The materialisation these results judge (just recorded by this run), so the UI ties them."""
+def _materializations(context: AssetExecutionContext, partitions: list) -> dict:
+    """The materialisations these results judge (just recorded by this run), so the UI ties each
+    result to its day's materialisation; one query for the whole range."""
+    if not partitions:
+        return {}
+    keys = [p for p in partitions if p is not None] or None
     records = context.instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=context.asset_key, asset_partitions=[outcome.partition] if outcome.partition else None),
-        limit=1,
+        AssetRecordsFilter(asset_key=context.asset_key, asset_partitions=keys), limit=len(partitions)
     ).records
-    if not records or records[0].run_id != context.run_id:
-        return None
-    record = records[0]
-    return AssetCheckEvaluationTargetMaterializationData(
-        storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
-    )
+    return {
+        record.partition_key: AssetCheckEvaluationTargetMaterializationData(
+            storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
+        )
+        for record in records
+        if record.run_id == context.run_id
+    }

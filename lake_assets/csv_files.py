@@ -6,7 +6,9 @@ trusted table must reconcile with: rows in = rows published + rows rejected.
 """
 
 import codecs
+import mmap
 from collections.abc import Callable
+from pathlib import Path
 from typing import BinaryIO, Literal, get_args
 
 import pyarrow as pa
@@ -77,3 +79,48 @@ def count_records(open_source: Callable[[], BinaryIO], dialect: Dialect, encodin
         )
         rows = sum(batch.num_rows for batch in reader)
     return rows + malformed
+
+
+def split_at_records(source: Path, into: Path, parts: int) -> list[Path]:
+    """Cut a quoted CSV (the seed or semicolon dialect) into up to `parts` files at record boundaries,
+    each starting with the header, so Spark's single-task multiLine read becomes several tasks.
+
+    A line break ends a record exactly when an even number of `"` precede it: with RFC 4180 quoting a
+    quote inside a field is doubled, so only field delimiters change the parity. The cut points are the
+    first such line breaks after equal byte offsets; the parts together are the file, byte for byte."""
+    size = source.stat().st_size
+    with source.open("rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        header_end = _record_end(data, 0, 0)
+        header = data[:header_end]
+        cuts, quotes, position = [header_end], 0, header_end
+        for target in (size * k // parts for k in range(1, parts)):
+            if target <= cuts[-1]:
+                continue
+            quotes += data[position:target].count(b'"')
+            end = _record_end(data, target, quotes)
+            quotes += data[target:end].count(b'"')
+            position = end
+            if end < size:
+                cuts.append(end)
+        cuts.append(size)
+        paths = []
+        for index, (start, end) in enumerate(zip(cuts, cuts[1:], strict=False)):
+            path = into / f"part-{index:03d}.csv"
+            with path.open("wb") as out:
+                out.write(header)
+                out.write(data[start:end])
+            paths.append(path)
+    return paths
+
+
+def _record_end(data: mmap.mmap, start: int, quotes_before: int) -> int:
+    """The offset just after the first line break at or after `start` that ends a record."""
+    position = start
+    while True:
+        newline = data.find(b"\n", position)
+        if newline < 0:
+            return len(data)
+        quotes_before += data[position:newline].count(b'"')
+        if quotes_before % 2 == 0:
+            return newline + 1
+        position = newline + 1

@@ -16,7 +16,6 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import reduce
 from pathlib import Path
 from typing import BinaryIO
 
@@ -47,7 +46,7 @@ from lake_assets.contracts.evaluate import (
     violations_by_partition,
 )
 from lake_assets.contracts.rules import FLAG_PREFIX, ComparedToPrevious
-from lake_assets.partitions import dt_path, partition_key_from_path
+from lake_assets.partitions import dt_path, partition_key_column, partition_key_from_path
 from lake_assets.resources import LakeResource, SparkResource
 from lake_assets.staging import LocalScratch, SparkStage, StagedFile, spark_readable
 from lake_assets.storage import Storage, is_hidden
@@ -58,7 +57,7 @@ JSONL_RECORDS_PER_FILE = 100  # the raw zone's convention: at most 100 records a
 HEAD_BYTES = 64 * 1024  # enough for any header line
 LAKE_PATH = "lake_path"  # definition metadata: where an asset lives, below its zone's root
 QUALITY_LOG = "trusted/_quality"  # one Parquet file per table per run: readable with DuckDB
-_PUBLISH_THREADS = 8  # partitions published at once in a range run (S3 latency bound)
+_IO_THREADS = 8  # partitions listed, downloaded or published at once in a range run (S3 latency bound)
 
 
 def lake_path(of: AssetsDefinition | OutputContext | InputContext) -> str:
@@ -112,10 +111,11 @@ class RawFile:
 @dataclass(frozen=True)
 class RawFolders:
     """The raw partitions a trusted run reads: Spark-readable files and the records (non-blank JSON
-    lines, counted here without Spark) of each partition key."""
+    lines, counted here without Spark) of each partition key, and the folders' dt layout."""
 
     files: Mapping[str, list[str]]
     records: Mapping[str, int]
+    layout: str
 
 
 def _landed_keys(storage: Storage, prefix: str) -> list[str]:
@@ -162,22 +162,33 @@ class RawZoneIOManager(ConfigurableIOManager):
                 raise Failure(f"nothing at {storage.uri(path)}: materialise {context.asset_key.to_user_string()} first")
             head = storage.get_range(path, 0, min(found[0].size, HEAD_BYTES)) if found[0].size else b""
             return RawFile(storage.uri(path), spark_readable(storage, [path], "raw-in")[0], head, storage, path)
-        keys = {key: _landed_keys(storage, f"{path}/{dt_path(key, self.lake.dt_layout)}") for key in context.asset_partition_keys}
-        missing = [key for key, found in keys.items() if not found]
+        keys = list(context.asset_partition_keys)
+
+        def one_day(key: str) -> tuple[list[str], list[str], int]:
+            landed = _landed_keys(storage, f"{path}/{dt_path(key, self.lake.dt_layout)}")
+            readable = spark_readable(storage, landed, f"raw-in-{key}")
+            return landed, readable, sum(_records(storage, k, r) for k, r in zip(landed, readable, strict=True))
+
+        # Days are independent folders: on S3 their listings and downloads overlap (a year is 365 of each).
+        with ThreadPoolExecutor(_IO_THREADS) as pool:
+            days = dict(zip(keys, pool.map(one_day, keys), strict=True))
+        missing = [key for key, (landed, _, _) in days.items() if not landed]
         if missing:
             raise Failure(
                 f"no raw files for {len(missing)} partition(s) of {context.asset_key.to_user_string()} "
                 f"({', '.join(missing[:5])}{'…' if len(missing) > 5 else ''}) under {storage.uri(path)}: "
                 "materialise them, or land files there"
             )
-        files = {key: spark_readable(storage, found, f"raw-in-{key}") for key, found in keys.items()}
-        records = {key: sum(_records(storage, k) for k in found) for key, found in keys.items()}
-        return RawFolders(files, records)
+        files = {key: readable for key, (_, readable, _) in days.items()}
+        records = {key: count for key, (_, _, count) in days.items()}
+        return RawFolders(files, records, self.lake.dt_layout)
 
 
-def _records(storage: Storage, key: str) -> int:
-    """Non-blank lines of a JSON Lines file: the records Spark's JSON reader sees (blank lines are skipped)."""
-    with storage.open_read(key) as data:
+def _records(storage: Storage, key: str, readable: str) -> int:
+    """Non-blank lines of a JSON Lines file: the records Spark's JSON reader sees (blank lines are
+    skipped). Read from the local copy when there is one, else from the storage."""
+    local = Path(readable)
+    with local.open("rb") if local.is_absolute() and local.exists() else storage.open_read(key) as data:
         return sum(1 for line in data if line.strip())
 
 
@@ -283,16 +294,18 @@ class TrustedParquetIOManager(ConfigurableIOManager):
         if not context.has_asset_partitions:
             keys = _table_keys(storage, path)
             return spark.read.parquet(*spark_readable(storage, keys, "trusted-in"))
-        frames = []
-        for key in context.asset_partition_keys:
-            keys = _table_keys(storage, f"{path}/{dt_path(key, self.lake.dt_layout)}")
-            if keys:
-                frames.append(
-                    spark.read.parquet(*spark_readable(storage, keys, f"trusted-in-{key}")).withColumn("dt", F.lit(key))
-                )
-        if not frames:
+        files = [
+            readable
+            for key in context.asset_partition_keys
+            for readable in spark_readable(
+                storage, _table_keys(storage, f"{path}/{dt_path(key, self.lake.dt_layout)}"), "trusted-in"
+            )
+        ]
+        if not files:
             raise Failure(f"no data in {storage.uri(path)} for partitions {context.asset_partition_keys}")
-        return reduce(DataFrame.unionByName, frames)
+        # One read of every day's files; each row's day comes from its file's folder.
+        rows = spark.read.parquet(*files)
+        return rows.withColumn("dt", partition_key_column(F.col("_metadata.file_path"), self.lake.dt_layout))
 
     def publish(
         self,
@@ -315,38 +328,38 @@ class TrustedParquetIOManager(ConfigurableIOManager):
         keys: list[Partition] = list(context.partition_keys) if part else [None]
         flagged_rules, dropping = contract.flagged_rules(layout), contract.dropping_rules(layout)
         flags = [FLAG_PREFIX + r.name for r in flagged_rules]
-        good_seen, rejected_seen = Observation(f"good-{uuid.uuid4().hex}"), Observation(f"rejected-{uuid.uuid4().hex}")
-        # The counts ride on the writes (Spark observations): no pass of their own.
-        good = (
-            flagged.filter(F.col(REJECT_REASON).isNull())
-            .observe(good_seen, F.count(F.lit(1)).alias("rows"), *[F.count_if(F.col(f)).alias(f) for f in flags])
-            .drop(RAW, REJECT_REASON, *flags)
+        rejected_row = F.col(REJECT_REASON).isNotNull()
+        # Every count rides on the table's write as a Spark observation: no pass of its own. It sees
+        # the rows before the split, so it also says whether there is a quarantine to write at all.
+        seen = Observation(f"contract-{uuid.uuid4().hex}")
+        observed_rows = flagged.observe(
+            seen,
+            F.count_if(~rejected_row).alias("rows"),
+            F.count_if(rejected_row).alias("rejected"),
+            *[F.count_if(F.col(f)).alias(f) for f in flags],
+            *[F.count_if(F.col(REJECT_REASON) == r.name).alias(r.name) for r in dropping],
         )
-        rejected = (
-            flagged.filter(F.col(REJECT_REASON).isNotNull())
-            .observe(
-                rejected_seen,
-                F.count(F.lit(1)).alias("rows"),
-                *[F.count_if(F.col(REJECT_REASON) == r.name).alias(r.name) for r in dropping],
-            )
-            .select(f"{RAW}.*", REJECT_REASON, *([part] if part else []))
-        )
+        good = observed_rows.filter(~rejected_row).drop(RAW, REJECT_REASON, *flags)
+        rejected = flagged.filter(rejected_row).select(f"{RAW}.*", REJECT_REASON, *([part] if part else []))
         columns = [(f.name, f.dataType.simpleString()) for f in good.schema.fields if f.name != part]
         stage = SparkStage(storage)
         try:
             data = _by_partition(stage.write(good, "data", partition_by=part), keys, context)
-            quarantined = _by_partition(stage.write(rejected, "rejected", partition_by=part), keys, context)
-            good_totals, rejected_totals = good_seen.get, rejected_seen.get
+            totals = seen.get
+            # A second pass over the source only when there are rejected rows to keep.
+            quarantined = (
+                _by_partition(stage.write(rejected, "rejected", partition_by=part), keys, context) if totals["rejected"] else {}
+            )
             spark = self.spark.spark_session
-            violated = [r for r in flagged_rules if good_totals.get(FLAG_PREFIX + r.name, 0)]
+            violated = [r for r in flagged_rules if totals.get(FLAG_PREFIX + r.name, 0)]
             observed = Observed(
                 rows={key: _row_count(storage, data.get(key, {}).values()) for key in keys},
                 rejected={key: _row_count(storage, quarantined.get(key, {}).values()) for key in keys},
                 violations=violations_by_partition(stage.read(spark, "data"), contract, violated) if violated else {},
                 dropped=(
                     dropped_by_partition(stage.read(spark, "rejected"), contract)
-                    if part and rejected_totals.get("rows", 0)
-                    else {None: {r.name: rejected_totals.get(r.name, 0) for r in dropping}}
+                    if part and totals["rejected"]
+                    else {None: {r.name: totals.get(r.name, 0) for r in dropping}}
                 ),
                 source_records=source_records() if source_records else {},
             )
@@ -387,7 +400,7 @@ class TrustedParquetIOManager(ConfigurableIOManager):
             return outcome
 
         # Partitions are independent folders: a range run publishes several at once.
-        with ThreadPoolExecutor(min(_PUBLISH_THREADS, len(keys))) as pool:
+        with ThreadPoolExecutor(min(_IO_THREADS, len(keys))) as pool:
             return list(pool.map(one, keys))
 
     def _previous_rows(self, storage: Storage, path: str, key: str, this_run: Mapping[Partition, int]) -> int | None:

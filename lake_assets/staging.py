@@ -12,7 +12,8 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
@@ -36,6 +37,16 @@ class LocalScratch:
         path = cls._root / f"{label}-{uuid.uuid4().hex[:8]}"
         path.mkdir(parents=True)
         return path
+
+    @classmethod
+    @contextmanager
+    def temporary(cls, label: str) -> Iterator[Path]:
+        """A scratch folder removed as soon as the block ends."""
+        path = cls.new_dir(label)
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def spark_readable(storage: Storage, keys: Iterable[str], label: str) -> list[str]:

@@ -31,6 +31,8 @@ class Lake:
 
     def table(self, prefix, *, rejected=False) -> pa.Table:
         keys = [k for k in self.keys(prefix) if k.endswith(".parquet") and ("/_rejected/" in k) == rejected]
+        if not keys:
+            return pa.table({})  # e.g. no rejected rows: no quarantine file is written
         return pa.concat_tables([pq.read_table(io.BytesIO(self.storage.get_bytes(k))) for k in keys])
 
     def bytes_of(self, prefix) -> dict[str, bytes]:

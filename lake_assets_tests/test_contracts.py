@@ -36,6 +36,7 @@ from lake_assets.contracts.rules import (
 )
 from lake_assets.io_managers import LAKE_PATH
 from lake_assets.transforms.columns import RAW, REJECT_REASON
+from lake_assets.transforms.filmes import Dialect
 from lake_assets_tests.readback import Lake, lake_resources
 from lake_tools.sample_filmes import HEADER, filmes_rows, write_filmes_csv
 from lake_tools.seed_history import seed, snapshot_records
@@ -453,3 +454,30 @@ def test_the_contracts_document_is_the_declarations():
 
     committed = (Path(__file__).resolve().parents[1] / "docs" / "contracts.md").read_text()
     assert committed == markdown([FILMES, TMDB]), "regenerate: python -m lake_assets.contracts > docs/contracts.md"
+
+
+@pytest.mark.parametrize("parts", [2, 3, 7])
+def test_a_quoted_csv_cut_at_record_boundaries_reads_back_exactly(tmp_path, spark, parts):
+    """The cut points fall only between records, however the quoted line breaks and quotes fall."""
+    from lake_assets.csv_files import split_at_records
+    from lake_assets.transforms.columns import CORRUPT
+    from lake_assets.transforms.filmes import csv_options
+
+    source = write_filmes_csv(tmp_path / "filmes.csv", 3000, seed=5, bad_rows=3)
+    with source.open("a", encoding="utf-8") as out:
+        out.write('Linha curta,"com ""aspas""\ne quebra"\n')
+    (tmp_path / "parts").mkdir()
+    cut = split_at_records(source, tmp_path / "parts", parts)
+    assert len(cut) == parts
+    assert b"".join(p.read_bytes()[len(HEADER_LINE) :] for p in cut) == source.read_bytes()[len(HEADER_LINE) :]
+    schema = T.StructType([T.StructField(c, T.StringType()) for c in HEADER] + [T.StructField(CORRUPT, T.StringType())])
+    options = csv_options(Dialect.SEED, "utf-8")
+
+    def rows(paths):
+        return sorted(tuple(r) for r in spark.read.options(**options).schema(schema).csv([str(p) for p in paths]).collect())
+
+    whole, pieces = rows([source]), rows(cut)
+    assert len(whole) == 3001 and pieces == whole
+
+
+HEADER_LINE = (",".join(HEADER) + "\n").encode()

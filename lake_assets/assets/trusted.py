@@ -7,6 +7,7 @@ become the asset's checks, one per rule per partition.
 """
 
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Literal
 
 from dagster import AssetExecutionContext, AssetIn, AssetKey, BackfillPolicy, Config, Failure, MetadataValue, ResourceParam, asset
@@ -18,16 +19,22 @@ from pyspark.sql import types as T
 from lake_assets.assets import OWNERS, raw
 from lake_assets.checks import check_specs, contract_events, schema_failure
 from lake_assets.contracts import FILMES, TMDB
-from lake_assets.csv_files import Encoding, check_encoding, count_records, header_line
+from lake_assets.csv_files import Encoding, check_encoding, count_records, header_line, split_at_records
 from lake_assets.io_managers import LAKE_PATH, RawFile, RawFolders, TrustedParquetIOManager
-from lake_assets.partitions import daily_partitions
+from lake_assets.partitions import daily_partitions, partition_key_column
 from lake_assets.resources import SparkResource
+from lake_assets.staging import LocalScratch
 from lake_assets.summaries import movies_by_company, movies_by_language
 from lake_assets.transforms.columns import CORRUPT, normalise_column_name
 from lake_assets.transforms.filmes import Dialect, csv_options, detect_dialect, filmes_from_strings, header_columns
 from lake_assets.transforms.tmdb import DETAILS_SCHEMA, standardise_details
 
 FILMES_KEY = AssetKey(["trusted", "filmes"])
+# A quoted CSV above this size is cut into parts of about PART_BYTES; Spark packs small parts into
+# one task per core, so the part size only has to be well below a core's share.
+SPLIT_ABOVE_BYTES = 32 << 20
+PART_BYTES = 16 << 20
+MAX_PARTS = 64
 TMDB_KEY = AssetKey(["trusted", "tmdb"])
 
 
@@ -78,11 +85,12 @@ def filmes(
         yield schema_failure(FILMES_KEY, message)
         raise Failure(message)
     check_encoding(raw_filmes.open, config.encoding, where)
-    # pyarrow counts the source's records (for the reconcile rule) on the other core while Spark,
-    # whose quoted-CSV read is a single task, parses and writes.
-    with ThreadPoolExecutor(1) as counter:
+    # pyarrow counts the source's records (for the reconcile rule) in a thread while Spark parses
+    # and writes: an independent reading of the same file.
+    with ThreadPoolExecutor(1) as counter, LocalScratch.temporary("filmes-parts") as scratch:
         counted = counter.submit(count_records, raw_filmes.open, dialect, config.encoding, columns[0])
-        strings = _read_csv_as_strings(spark.spark_session, raw_filmes.spark_path, columns, dialect, config.encoding)
+        paths = _parallel_parts(raw_filmes.spark_path, dialect, scratch)
+        strings = _read_csv_as_strings(spark.spark_session, paths, columns, dialect, config.encoding)
         flagged = FILMES.apply(filmes_from_strings(strings, dialect, dict(FILMES.layouts[layout])), layout)
         report = parquet_io_manager.publish(
             context,
@@ -95,11 +103,22 @@ def filmes(
     yield from contract_events(context, report, "trusted/filmes")
 
 
-def _read_csv_as_strings(spark: SparkSession, path: str, columns: list[str], dialect: Dialect, encoding: str) -> DataFrame:
+def _parallel_parts(spark_path: str, dialect: Dialect, scratch: Path) -> list[str]:
+    """A quoted CSV with line breaks in fields is one Spark task (multiLine cannot split a file). A
+    big local one is cut at record boundaries into parts Spark reads in parallel, exactly (see
+    `split_at_records`); a pipe file is splittable as it is; a file Spark reads from S3 itself stays whole."""
+    local = Path(spark_path)
+    if dialect is Dialect.PIPE or not (local.is_absolute() and local.is_file()) or local.stat().st_size < SPLIT_ABOVE_BYTES:
+        return [spark_path]
+    parts = min(MAX_PARTS, -(-local.stat().st_size // PART_BYTES))
+    return [str(part) for part in split_at_records(local, scratch, parts)]
+
+
+def _read_csv_as_strings(spark: SparkSession, paths: list[str], columns: list[str], dialect: Dialect, encoding: str) -> DataFrame:
     # Every column is read as a string and typed afterwards, so a bad value is reported, not silently
     # nulled; a row Spark cannot split lands in CORRUPT.
     schema = T.StructType([T.StructField(c, T.StringType()) for c in columns] + [T.StructField(CORRUPT, T.StringType())])
-    return spark.read.options(**csv_options(dialect, encoding)).schema(schema).csv(path)
+    return spark.read.options(**csv_options(dialect, encoding)).schema(schema).csv(paths)
 
 
 @asset(
@@ -124,7 +143,7 @@ def tmdb(
     """TMDB movie details, one typed row per movie per collection date, Parquet partitioned by
     `dt=YYYY-MM-DD`, keeping the `tmdb` contract day by day. A backfill of any date range is one
     Spark job; a day that breaks a `fail` rule keeps its previous version while the others publish."""
-    details = _read_details(spark.spark_session, raw_tmdb.files)
+    details = _read_details(spark.spark_session, raw_tmdb)
     flagged = TMDB.apply(standardise_details(details), "tmdb_details")
     report = parquet_io_manager.publish(
         context, flagged, TMDB, "tmdb_details", source_records=lambda: raw_tmdb.records, describe=_summaries
@@ -132,14 +151,14 @@ def tmdb(
     yield from contract_events(context, report, "trusted/tmdb")
 
 
-def _read_details(spark: SparkSession, files_by_dt: dict[str, list[str]]) -> DataFrame:
-    """The raw JSON Lines of each partition, with its partition key as `dt`."""
-    reader = spark.read.schema(DETAILS_SCHEMA).option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", CORRUPT)
-    frames = [reader.json(paths).withColumn("dt", F.lit(key)) for key, paths in sorted(files_by_dt.items())]
-    first, *rest = frames
-    for frame in rest:
-        first = first.unionByName(frame)
-    return first
+def _read_details(spark: SparkSession, raw: RawFolders) -> DataFrame:
+    """Every raw JSON Lines file of the run in one read, each row with its file's partition key as
+    `dt`: the plan does not grow with the number of days (a one-year backfill is one scan)."""
+    files = [path for paths in raw.files.values() for path in paths]
+    details = (
+        spark.read.schema(DETAILS_SCHEMA).option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", CORRUPT).json(files)
+    )
+    return details.withColumn("dt", partition_key_column(F.col("_metadata.file_path"), raw.layout))
 
 
 def _summaries(day: str, rows) -> dict:
