@@ -1,4 +1,5 @@
-"""The code location: the four lake assets, their checks, the raw-arrival sensor, and their resources.
+"""The code location: the four lake assets (the trusted ones carry their contract checks), the raw-arrival
+sensor, and their resources.
 
 Resources are built from the environment (see the README's configuration table); secrets go
 through `EnvVar`, so they are read at run time and never stored in the definitions.
@@ -7,7 +8,6 @@ through `EnvVar`, so they are read at run time and never stored in the definitio
 from dagster import Definitions, in_process_executor
 
 from lake_assets.assets import raw, trusted
-from lake_assets.checks import CHECKS
 from lake_assets.io_managers import RawZoneIOManager, TrustedParquetIOManager
 from lake_assets.resources import (
     catalog_resource_from_env,
@@ -34,7 +34,6 @@ def resources_from_env() -> dict:
 
 defs = Definitions(
     assets=ASSETS,
-    asset_checks=CHECKS,
     sensors=[raw_arrivals_sensor],
     resources=resources_from_env(),
     # All steps of a run share one process, so one Spark session: a step process of its own

@@ -8,6 +8,8 @@ import re
 from enum import StrEnum
 
 from dagster import DailyPartitionsDefinition
+from pyspark.sql import Column
+from pyspark.sql import functions as F
 
 # The first day this lake collected, so that a day the UI calls "missing" was really missed: TMDB serves
 # only today's data, so days before the first collection can never be filled. Set it earlier only when
@@ -41,11 +43,21 @@ def dt_path(partition_key: str, layout: DtLayout | str = DtLayout.HIVE) -> str:
 
 def partition_key_from_path(path: str, layout: DtLayout | str = DtLayout.HIVE) -> str | None:
     """The inverse of `dt_path` for a key below a table (`dt=2024-03-31/x.jsonl` -> `2024-03-31`)."""
-    match = _DT_PATTERNS[DtLayout(layout)].match(path)
+    match = re.match(_SEGMENTS[DtLayout(layout)] + "/", path)
     return "-".join(match.groups()) if match else None
 
 
-_DT_PATTERNS = {
-    DtLayout.HIVE: re.compile(r"dt=(\d{4})-(\d{2})-(\d{2})/"),
-    DtLayout.SEED: re.compile(r"dt=(\d{4})/(\d{2})/(\d{2})/"),
+def partition_key_column(file_path: Column, layout: DtLayout | str = DtLayout.HIVE) -> Column:
+    """The same inverse as a Spark column, for a data file's full path (`_metadata.file_path`): the key
+    of the partition folder the file sits in, or null. One read of many days' files then knows each
+    row's day, instead of one read per day."""
+    pattern = f"/{_SEGMENTS[DtLayout(layout)]}/[^/]+$"
+    parts = [F.regexp_extract(file_path, pattern, group) for group in (1, 2, 3)]
+    return F.when(file_path.rlike(pattern), F.concat_ws("-", *parts))
+
+
+# The dt= segment of each layout, as `dt_path` writes it: year, month and day captured.
+_SEGMENTS = {
+    DtLayout.HIVE: r"dt=(\d{4})-(\d{2})-(\d{2})",
+    DtLayout.SEED: r"dt=(\d{4})/(\d{2})/(\d{2})",
 }

@@ -19,7 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from dagster import AssetKey, materialize
+from dagster import AssetKey, MaterializeResult, ResourceParam, materialize
 from dagster import asset as dagster_asset
 from pyspark.sql import functions as F
 
@@ -34,12 +34,14 @@ from lake_assets.catalog import (
     spark_partition_statements,
     spark_table_statements,
 )
+from lake_assets.contracts.rules import Contract
 from lake_assets.io_managers import LAKE_PATH, RawZoneIOManager, TrustedParquetIOManager
 from lake_assets.partitions import daily_partitions
 from lake_assets.resources import CatalogResource, LakeResource
 from lake_assets.resources.tmdb import TMDBResource
 from lake_assets.storage import LocalStorage
 from lake_assets.storage.publish import StoredFile, committed_files, publish
+from lake_assets.transforms.columns import RAW, REJECT_REASON
 from lake_assets_tests.conftest import _FOREIGN_AWS_VARS, glue_variables
 from lake_tools.devserver import SparkConnectServer
 from lake_tools.duckdb_lake import open_lake
@@ -385,16 +387,18 @@ def test_duckdb_views_answer_the_seeds_two_summaries_on_s3(s3_published, s3_serv
 
 
 def _publish_day(lake, spark_resource, catalog_resource, day: str, rows: list[tuple], schema: str, raise_on_error=True):
-    """Publish one day of a tmdb-like table through the trusted IO manager (and its catalog hook)."""
+    """Publish one day of a tmdb-like table through the trusted IO manager (and its catalog hook),
+    under a contract whose only promise is `schema`: a contract that adds a column."""
+    columns = dict(column.strip().split(" ", 1) for column in schema.split(","))
+    contract = Contract(table="trusted/tmdb", layouts={"test": columns}, rules=[], partition_column="dt")
 
-    @dagster_asset(
-        key=AssetKey(["trusted", "tmdb"]),
-        partitions_def=daily_partitions,
-        io_manager_key="parquet_io_manager",
-        metadata={LAKE_PATH: "trusted/tmdb"},
-    )
-    def tmdb_like(context):
-        return spark_resource.spark_session.createDataFrame(rows, schema).withColumn("dt", F.lit(context.partition_key))
+    @dagster_asset(key=AssetKey(["trusted", "tmdb"]), partitions_def=daily_partitions, metadata={LAKE_PATH: "trusted/tmdb"})
+    def tmdb_like(context, parquet_io_manager: ResourceParam[TrustedParquetIOManager]):
+        df = spark_resource.spark_session.createDataFrame(rows, schema).withColumn("dt", F.lit(context.partition_key))
+        df = df.withColumn(RAW, F.struct(*[F.col(c).cast("string") for c in columns]))
+        flagged = contract.apply(df.withColumn(REJECT_REASON, F.lit(None).cast("string")), "test")
+        (outcome,) = parquet_io_manager.publish(context, flagged, contract, "test").outcomes
+        return MaterializeResult(metadata=outcome.metadata())
 
     io_manager = TrustedParquetIOManager(lake=lake, spark=spark_resource, catalog=catalog_resource)
     return materialize(

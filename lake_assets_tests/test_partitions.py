@@ -27,3 +27,20 @@ def test_daily_partitions_include_today():
 
     today = dt.datetime.now(dt.UTC).date().isoformat()
     assert today in daily_partitions.get_partition_keys()
+
+
+@pytest.mark.parametrize("layout", list(DtLayout))
+def test_the_spark_inverse_reads_the_day_of_a_file_from_its_full_path(spark, layout):
+    from pyspark.sql import functions as F
+
+    from lake_assets.partitions import partition_key_column
+
+    paths = [
+        f"file:/tmp/x/raw-in-9/raw/tmdb/{dt_path('2024-02-29', layout)}/part-0.jsonl",
+        f"s3a://bucket/lake/raw/tmdb/{dt_path('2023-12-31', layout)}/notes.txt",
+        "file:/tmp/x/raw/tmdb/loose.jsonl",
+    ]
+    rows = spark.createDataFrame([(p,) for p in paths], "path string").select(
+        partition_key_column(F.col("path"), layout).alias("key")
+    )
+    assert [r["key"] for r in rows.collect()] == ["2024-02-29", "2023-12-31", None]
