@@ -5,7 +5,7 @@ one root, `raw/tmdb/dt=2024-03-31/part-0.jsonl`, and never in paths or bucket na
 """
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +62,11 @@ class Storage(ABC):
     @abstractmethod
     def list(self, prefix: str, start_after: str | None = None) -> Iterator[ObjectInfo]:
         """Every object whose key starts with `prefix`, in the backend's key order, after `start_after`."""
+
+    @abstractmethod
+    def list_folders(self, prefix: str) -> Sequence[str]:
+        """The folders directly below the folder `prefix` (ending in "/"), as keys ending in "/", sorted.
+        One request per 1,000 folders on S3 (a delimiter listing), whatever the objects below them."""
 
     @abstractmethod
     def delete(self, keys: Iterable[str]) -> None: ...

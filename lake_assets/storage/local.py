@@ -3,7 +3,7 @@
 import os
 import shutil
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from lake_assets.storage.base import ObjectInfo, Storage
@@ -87,6 +87,14 @@ class LocalStorage(Storage):
                 continue  # deleted since the walk
             yield ObjectInfo(key, stat.st_size, f"{stat.st_mtime_ns}-{stat.st_size}", stat.st_mtime)
 
+    def list_folders(self, prefix: str) -> Sequence[str]:
+        try:
+            entries = list(os.scandir(self._path(prefix)))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        # S3 has no empty folders: a folder counts once it holds a visible object at some depth.
+        return sorted(f"{prefix}{entry.name}/" for entry in entries if entry.is_dir() and _holds_objects(Path(entry.path)))
+
     def delete(self, keys: Iterable[str]) -> None:
         for key in keys:
             path = self._path(key)
@@ -107,3 +115,10 @@ def _prune_empty_parents(folder: Path, root: Path) -> None:
     while folder != root and folder.is_dir() and not any(folder.iterdir()):
         folder.rmdir()
         folder = folder.parent
+
+
+def _holds_objects(folder: Path) -> bool:
+    for _, _, filenames in os.walk(folder):
+        if any(not (name.startswith(".") and name.endswith(".tmp")) for name in filenames):
+            return True
+    return False
