@@ -32,6 +32,7 @@ from dagster import (
 )
 
 from lake_assets.assets import raw, trusted
+from lake_assets.automation import SETTINGS
 from lake_assets.io_managers import lake_path
 from lake_assets.partitions import DtLayout, daily_partitions, dt_path, partition_key_from_path
 from lake_assets.resources import LakeResource
@@ -129,6 +130,7 @@ CHANGED, UNKNOWN = "changed", "unknown"
     name=SENSOR_NAME,
     target=[trusted.filmes, trusted.tmdb],
     minimum_interval_seconds=TICK_INTERVAL_S,
+    default_status=SETTINGS.raw_sensor_default_status,
     description=(
         "Files landed in the raw zone from outside Dagster (raw/filmes/filmes.csv, raw/tmdb/dt=D/) register a "
         "materialisation of raw/filmes_csv or raw/tmdb_json[D] and request trusted/filmes or trusted/tmdb[D] "
