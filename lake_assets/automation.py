@@ -33,6 +33,7 @@ from dagster import (
     FreshnessPolicy,
     MetadataValue,
     RunRequest,
+    RunsFilter,
     ScheduleEvaluationContext,
     SkipReason,
     asset_check,
@@ -200,7 +201,7 @@ def automated(assets: Iterable[AssetsDefinition]) -> list[AssetsDefinition]:
     default_status=DefaultScheduleStatus.RUNNING if SETTINGS.enabled else DefaultScheduleStatus.STOPPED,
     description=(
         f"Collects today's raw/tmdb_json partition at {SETTINGS.collect_cron} (UTC, LAKE_COLLECT_CRON); trusted/tmdb "
-        f"follows through {AUTOMATION_SENSOR}. One collection per day: the run key is the partition."
+        f"follows through {AUTOMATION_SENSOR}. One collection per day, however often the cron fires."
     ),
 )
 def daily_tmdb_collection(context: ScheduleEvaluationContext) -> RunRequest | SkipReason:
@@ -208,8 +209,14 @@ def daily_tmdb_collection(context: ScheduleEvaluationContext) -> RunRequest | Sk
     partition = todays_partition(when)
     if partition is None:
         return SkipReason(f"{when:%Y-%m-%d} is before the first daily partition ({daily_partitions.start:%Y-%m-%d})")
-    # A fixed cron tick per day gives one run per day; with a cron that ticks more often, the run key
-    # keeps it to one collection per partition.
+    # One collection per day however often the cron fires (a schedule's run key only deduplicates
+    # within one tick). A failed one is not retried by the schedule: its alert asks a person.
+    earlier = context.instance.get_run_records(
+        RunsFilter(tags={"dagster/schedule_name": COLLECT_SCHEDULE, "dagster/partition": partition}), limit=1
+    )
+    if earlier:
+        run = earlier[0].dagster_run
+        return SkipReason(f"{partition} was collected by this schedule already (run {run.run_id}, {run.status.value})")
     return RunRequest(run_key=partition, partition_key=partition)
 
 

@@ -111,7 +111,7 @@ class Ticks:
         return requested
 
 
-def _raw_tmdb_run(instance, lake, partition, *, check_passes=True):
+def _raw_tmdb_run(instance, lake, partition, *, check_passes=True, tags=None):
     """raw/tmdb_json collected by a run, as the schedule's run does (offline snapshot), with the test's
     blocking check in the same run."""
     raw_ok["passed"] = check_passes
@@ -119,6 +119,7 @@ def _raw_tmdb_run(instance, lake, partition, *, check_passes=True):
         [raw.tmdb_json, raw_contract],
         partition_key=partition,
         instance=instance,
+        tags=tags,
         resources={"lake": lake, "tmdb": TMDBResource(), "raw_io_manager": RawZoneIOManager(lake=lake)},
         run_config={"ops": {"raw__tmdb_json": {"config": {"allow_past_date": True}}}},
         raise_on_error=False,
@@ -132,7 +133,7 @@ def _at(hour: int, minute: int = 0, day: str = DAY) -> dt.datetime:
 # --- the schedule ---------------------------------------------------------------------------------
 
 
-def test_the_schedule_collects_todays_partition_once_a_day_at_the_configured_time(instance):
+def test_the_schedule_collects_todays_partition_once_a_day_at_the_configured_time(instance, lake):
     repo = defs.get_repository_def()
     schedule = repo.get_schedule_def(COLLECT_SCHEDULE)
     assert schedule.cron_schedule == "0 6 * * *" and schedule.execution_timezone == "UTC"
@@ -146,6 +147,17 @@ def test_the_schedule_collects_todays_partition_once_a_day_at_the_configured_tim
     assert isinstance(request, RunRequest)
     assert (request.partition_key, request.run_key) == (DAY, DAY)  # today's partition, one run per day
     assert repo.get_job(schedule.job_name).asset_layer.executable_asset_keys == {RAW_TMDB}
+
+    # Its run happened: later ticks the same day (a cron that fires more often) collect nothing more.
+    assert _raw_tmdb_run(instance, lake, DAY, tags={"dagster/schedule_name": COLLECT_SCHEDULE}).success
+    later = _at(7)
+    data = schedule.evaluate_tick(build_schedule_context(instance=instance, scheduled_execution_time=later, repository_def=repo))
+    assert not data.run_requests and f"{DAY} was collected by this schedule already" in data.skip_message
+    next_day = later + dt.timedelta(days=1)
+    data = schedule.evaluate_tick(
+        build_schedule_context(instance=instance, scheduled_execution_time=next_day, repository_def=repo)
+    )
+    assert [r.partition_key for r in data.run_requests] == [next_day.date().isoformat()]
 
     before = dt.datetime(2023, 12, 31, 6, tzinfo=UTC)  # the test partitions start on 2024-01-01
     data = schedule.evaluate_tick(build_schedule_context(instance=instance, scheduled_execution_time=before, repository_def=repo))
