@@ -63,10 +63,14 @@ class Storage(ABC):
     def list(self, prefix: str, start_after: str | None = None) -> Iterator[ObjectInfo]:
         """Every object whose key starts with `prefix`, in the backend's key order, after `start_after`."""
 
-    @abstractmethod
     def list_folders(self, prefix: str) -> Sequence[str]:
         """The folders directly below the folder `prefix` (ending in "/"), as keys ending in "/", sorted.
-        One request per 1,000 folders on S3 (a delimiter listing), whatever the objects below them."""
+        The backends answer without reading every object (S3: a delimiter listing, one request per
+        1,000 folders); this fallback, for wrappers and test doubles, derives them from `list`."""
+        folders = {
+            prefix + obj.key[len(prefix) :].split("/", 1)[0] + "/" for obj in self.list(prefix) if "/" in obj.key[len(prefix) :]
+        }
+        return sorted(folders)
 
     @abstractmethod
     def delete(self, keys: Iterable[str]) -> None: ...
