@@ -4,11 +4,16 @@ the local lake, against plain boto3 `upload_file` of the same Parquet files, sid
 The table is 1,000,000 generated rows with the trusted/filmes columns, written by pyarrow as several
 Parquet files (~50-100 MB). Each way runs --repeat times, interleaved; the table shows the median.
 
-    .venv/bin/python bench/bench_s3_publish.py [--rows 1000000] [--files 8] [--repeat 5]
+A second table isolates the commit: the manifest written by a plain PUT (the protocol before the
+compare-and-swap) against a conditional one (If-Match on S3, the locked swap on disk), and the extra
+manifest read the clean-up now makes, --commits times each, interleaved.
+
+    .venv/bin/python bench/bench_s3_publish.py [--rows 1000000] [--files 8] [--repeat 5] [--commits 200]
 """
 
 import argparse
 import datetime as dt
+import json
 import os
 import shutil
 import statistics
@@ -24,7 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lake_assets.storage import LocalStorage
-from lake_assets.storage.publish import publish
+from lake_assets.storage.publish import MANIFEST, publish
 from lake_assets.storage.s3 import S3Storage
 from lake_tools.seaweedfs import SeaweedS3
 
@@ -82,11 +87,42 @@ def named(paths: list[Path]) -> dict[str, Path]:
     return {f"part-{index:05d}-{write_id}.snappy.parquet": path for index, path in enumerate(paths)}
 
 
+def commit_timings(s3: S3Storage, local: LocalStorage, count: int) -> dict[str, list[float]]:
+    """Milliseconds per manifest write, plain and conditional, and per manifest read with its tag."""
+    files = [{"name": f"part-{index:05d}-{uuid.uuid4()}.c000.snappy.parquet", "bytes": 12_345_678} for index in range(8)]
+    manifest = json.dumps({"version": "x", "previous": "y", "files": files}, indent=1).encode()
+    timings: dict[str, list[float]] = {}
+    for backend, storage in (("S3", s3), ("local", local)):
+        key = f"bench-commit/{MANIFEST}"
+        plain, conditional, read = (
+            timings.setdefault(f"{backend}: {name}", [])
+            for name in (
+                "plain PUT of the manifest (before)",
+                "conditional PUT, If-Match / locked swap (now)",
+                "manifest read with its tag (clean-up, now)",
+            )
+        )
+        storage.put_bytes(manifest, key)
+        for _ in range(count):
+            begin = time.perf_counter()
+            storage.put_bytes(manifest, key)
+            plain.append((time.perf_counter() - begin) * 1000)
+            tag = storage.get_with_etag(key)[1]
+            begin = time.perf_counter()
+            storage.put_bytes_if(manifest, key, expected_etag=tag)
+            conditional.append((time.perf_counter() - begin) * 1000)
+            begin = time.perf_counter()
+            storage.get_with_etag(key)
+            read.append((time.perf_counter() - begin) * 1000)
+    return timings
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--files", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--commits", type=int, default=200)
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-s3-publish-"))
@@ -141,6 +177,7 @@ def main() -> None:
                 begin = time.perf_counter()
                 way(run)
                 seconds[name].append(time.perf_counter() - begin)
+        commits = commit_timings(s3, local, args.commits)
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
@@ -153,6 +190,16 @@ def main() -> None:
         median = statistics.median(runs)
         spread = f"{min(runs):.2f}-{max(runs):.2f}"
         print(f"| {name:<38} | {median:>7.2f} | {spread:>11} | {total / 1e6 / median:>6.0f} | {median / baseline:>13.2f}x |")
+
+    print(f"\nThe commit alone: one ~1 KB manifest, {args.commits} times each way, interleaved; milliseconds\n")
+    print(f"| {'way':<52} | {'median':>6} | {'p90':>6} | {'vs plain PUT':>12} |")
+    print(f"|{'-' * 54}|{'-' * 8}|{'-' * 8}|{'-' * 14}|")
+    for backend in ("S3", "local"):
+        plain = statistics.median(commits[f"{backend}: plain PUT of the manifest (before)"])
+        for name, runs in commits.items():
+            if name.startswith(backend):
+                median, p90 = statistics.median(runs), statistics.quantiles(runs, n=10)[-1]
+                print(f"| {name:<52} | {median:>6.2f} | {p90:>6.2f} | {median / plain:>11.2f}x |")
 
 
 if __name__ == "__main__":

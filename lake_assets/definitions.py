@@ -1,5 +1,5 @@
-"""The code location: the four lake assets, their checks, the raw-arrival sensor, the daily schedule,
-declarative automation, freshness, alerts, and their resources.
+"""The code location: the four lake assets (the trusted ones carry their contract checks), the raw-arrival
+sensor, the daily schedule, declarative automation, freshness, alerts, and their resources.
 
 Resources are built from the environment (see the README's configuration table); secrets go
 through `EnvVar`, so they are read at run time and never stored in the definitions.
@@ -10,7 +10,6 @@ from dagster import Definitions, in_process_executor
 from lake_assets.alerts import ALERT_SENSORS, alert_webhook_from_env
 from lake_assets.assets import raw, trusted
 from lake_assets.automation import FRESHNESS_CHECKS, automated, automation_sensor, daily_tmdb_collection
-from lake_assets.checks import CHECKS
 from lake_assets.io_managers import RawZoneIOManager, TrustedParquetIOManager
 from lake_assets.resources import lake_resource_from_env, spark_resource_from_env, tmdb_resource_from_env
 from lake_assets.sensors import raw_arrivals_sensor
@@ -34,7 +33,7 @@ def resources_from_env() -> dict:
 
 defs = Definitions(
     assets=ASSETS,
-    asset_checks=[*CHECKS, *FRESHNESS_CHECKS],
+    asset_checks=FRESHNESS_CHECKS,
     schedules=[daily_tmdb_collection],
     sensors=[raw_arrivals_sensor, automation_sensor, *ALERT_SENSORS],
     resources=resources_from_env(),

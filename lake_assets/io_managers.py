@@ -1,26 +1,29 @@
 """IO managers: the only code that knows where an asset's data lives.
 
-Assets return data (a landed file, JSON records, Spark DataFrames) and receive readable locations or
-DataFrames; these IO managers map asset keys to lake keys through the asset's `lake_path`
-definition metadata and the `dt=` rule, and write through the storage boundary with the publish
-protocol, so every asset runs unchanged on the local lake and on S3.
+The raw-zone IO manager lands files and JSON records and hands the trusted assets what they read
+(Spark-readable paths, a header, record counts). The trusted IO manager publishes a contracted
+DataFrame: it writes the table and its rejected rows once, takes the contract's counts from that
+same write, publishes each table or `dt=` partition that keeps its contract (atomically, through
+the publish protocol), leaves the previous version of any that does not, and appends the results
+to the quality log. Every asset runs unchanged on the local lake and on S3.
 """
 
-import atexit
+import datetime as dt
 import hashlib
 import json
 import shutil
-import tempfile
-import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import reduce
 from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from dagster import (
+    AssetExecutionContext,
     AssetsDefinition,
     ConfigurableIOManager,
     Failure,
@@ -30,43 +33,32 @@ from dagster import (
     TableColumn,
     TableSchema,
 )
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Observation
 from pyspark.sql import functions as F
 
+from lake_assets.contracts import Contract, RuleResult, Severity
+from lake_assets.contracts.evaluate import (
+    Observed,
+    Partition,
+    dropped_by_partition,
+    judge,
+    quality_log,
+    schema_result,
+    violations_by_partition,
+)
+from lake_assets.contracts.rules import FLAG_PREFIX, ComparedToPrevious
 from lake_assets.partitions import dt_path, partition_key_from_path
 from lake_assets.resources import LakeResource, SparkResource
+from lake_assets.staging import LocalScratch, SparkStage, StagedFile, spark_readable
 from lake_assets.storage import Storage, is_hidden
 from lake_assets.storage.publish import Published, StoredFile, committed_keys, publish
+from lake_assets.transforms.columns import RAW, REJECT_REASON
 
 JSONL_RECORDS_PER_FILE = 100  # the raw zone's convention: at most 100 records a file
 HEAD_BYTES = 64 * 1024  # enough for any header line
-
-
-@dataclass(frozen=True)
-class LandedFile:
-    """A file to land in the raw zone byte for byte."""
-
-    path: Path
-
-
-@dataclass(frozen=True)
-class JsonRecords:
-    """JSON documents to land unchanged as JSON Lines, in files of at most 100 records."""
-
-    records: Sequence[dict]
-
-
-@dataclass(frozen=True)
-class SparkTable:
-    """A trusted table: the rows, optionally the rows rejected on the way (kept in `_rejected/`), and
-    DataFrames the asset cached to compute both in one pass, released once both are written."""
-
-    data: DataFrame
-    rejected: DataFrame | None = None
-    cached: tuple = ()
-
-
 LAKE_PATH = "lake_path"  # definition metadata: where an asset lives, below its zone's root
+QUALITY_LOG = "trusted/_quality"  # one Parquet file per table per run: readable with DuckDB
+_PUBLISH_THREADS = 8  # partitions published at once in a range run (S3 latency bound)
 
 
 def lake_path(of: AssetsDefinition | OutputContext | InputContext) -> str:
@@ -85,61 +77,51 @@ def _zone(path: str) -> str:
     return path.split("/", 1)[0]
 
 
+# --- what the raw zone lands and hands over ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LandedFile:
+    """A file to land in the raw zone byte for byte."""
+
+    path: Path
+
+
+@dataclass(frozen=True)
+class JsonRecords:
+    """JSON documents to land unchanged as JSON Lines, in files of at most 100 records."""
+
+    records: Sequence[dict]
+
+
 @dataclass(frozen=True)
 class RawFile:
-    """One raw file as a trusted asset reads it: a path Spark can open, and its first bytes (the
-    header, read without starting a Spark job)."""
+    """One raw file as a trusted asset reads it: a path Spark can open, its first bytes (the header,
+    read without a Spark job), and a byte stream for the checks that read it without Spark."""
 
     uri: str
     spark_path: str
     head: bytes
+    storage: Storage
+    key: str
+
+    def open(self) -> BinaryIO:
+        return self.storage.open_read(self.key)
 
 
-class _Staging:
-    """Local scratch space for one process: Spark writes here before publishing, and S3 data is
-    downloaded here when Spark cannot read the bucket itself. Removed at process exit."""
+@dataclass(frozen=True)
+class RawFolders:
+    """The raw partitions a trusted run reads: Spark-readable files and the records (non-blank JSON
+    lines, counted here without Spark) of each partition key."""
 
-    _root: Path | None = None
-
-    @classmethod
-    def new_dir(cls, label: str) -> Path:
-        if cls._root is None:
-            cls._root = Path(tempfile.mkdtemp(prefix="lake_assets-staging-"))
-            atexit.register(shutil.rmtree, cls._root, True)
-        path = cls._root / f"{label}-{uuid.uuid4().hex[:8]}"
-        path.mkdir(parents=True)
-        return path
-
-
-def _readable(storage: Storage, keys: Iterable[str], label: str) -> list[str]:
-    """Paths Spark can open for these keys: native ones, or local copies of exactly these objects."""
-    keys = list(keys)
-    native = [storage.spark_path(key) for key in keys]
-    if all(native):
-        return native
-    folder = _Staging.new_dir(label)
-    paths = []
-    for key in keys:
-        local = folder / key
-        storage.download(key, local)
-        paths.append(str(local))
-    return paths
+    files: Mapping[str, list[str]]
+    records: Mapping[str, int]
 
 
 def _landed_keys(storage: Storage, prefix: str) -> list[str]:
     """Every data file of a raw folder: the raw zone is a landing zone, and a file dropped next to
     ones this project wrote is data too. (`_`/`.` names are bookkeeping: manifests, temp files.)"""
     return [obj.key for obj in storage.list(prefix.rstrip("/") + "/") if not is_hidden(obj.key[len(prefix) :])]
-
-
-def _committed_or_landed_keys(storage: Storage, prefix: str) -> list[str]:
-    """The table data files of a trusted folder: its committed version when published by this
-    project (never a half-published one), otherwise every data file (written by another tool).
-    A version also holds its `_rejected/` rows: those are never table data."""
-    committed = committed_keys(storage, prefix)
-    if committed is None:
-        return _landed_keys(storage, prefix)
-    return [key for key in committed if not is_hidden(key[len(prefix) :])]
 
 
 class RawZoneIOManager(ConfigurableIOManager):
@@ -153,11 +135,7 @@ class RawZoneIOManager(ConfigurableIOManager):
         if isinstance(obj, LandedFile):
             storage.put_file(obj.path, path)
             context.add_output_metadata(
-                {
-                    "path": MetadataValue.path(storage.uri(path)),
-                    "bytes": obj.path.stat().st_size,
-                    "sha256": _sha256(obj.path),
-                }
+                {"path": MetadataValue.path(storage.uri(path)), "bytes": obj.path.stat().st_size, "sha256": _sha256(obj.path)}
             )
         elif isinstance(obj, JsonRecords):
             (key,) = context.asset_partition_keys  # one collection lands one day
@@ -174,113 +152,38 @@ class RawZoneIOManager(ConfigurableIOManager):
         else:
             raise TypeError(f"raw zone output must be LandedFile or JsonRecords, got {type(obj).__name__}")
 
-    def load_input(self, context: InputContext) -> RawFile | dict[str, list[str]]:
-        """The file of an unpartitioned asset, else {partition key: [Spark-readable data files]} for
-        the partitions this step reads."""
+    def load_input(self, context: InputContext) -> RawFile | RawFolders:
+        """The file of an unpartitioned asset, else the files of the partitions this step reads."""
         path = lake_path(context)
         storage = self.lake.storage(_zone(path))
         if not context.has_asset_partitions:
             found = [obj for obj in storage.list(path) if obj.key == path]
             if not found:
                 raise Failure(f"nothing at {storage.uri(path)}: materialise {context.asset_key.to_user_string()} first")
-            head = storage.get_range(path, 0, min(found[0].size, HEAD_BYTES))
-            return RawFile(storage.uri(path), _readable(storage, [path], "raw-in")[0], head)
-        found = {}
-        for key in context.asset_partition_keys:
-            prefix = f"{path}/{dt_path(key, self.lake.dt_layout)}"
-            found[key] = _readable(storage, _landed_keys(storage, prefix), f"raw-in-{key}")
-        missing = [key for key, paths in found.items() if not paths]
+            head = storage.get_range(path, 0, min(found[0].size, HEAD_BYTES)) if found[0].size else b""
+            return RawFile(storage.uri(path), spark_readable(storage, [path], "raw-in")[0], head, storage, path)
+        keys = {key: _landed_keys(storage, f"{path}/{dt_path(key, self.lake.dt_layout)}") for key in context.asset_partition_keys}
+        missing = [key for key, found in keys.items() if not found]
         if missing:
             raise Failure(
                 f"no raw files for {len(missing)} partition(s) of {context.asset_key.to_user_string()} "
                 f"({', '.join(missing[:5])}{'…' if len(missing) > 5 else ''}) under {storage.uri(path)}: "
                 "materialise them, or land files there"
             )
-        return found
+        files = {key: spark_readable(storage, found, f"raw-in-{key}") for key, found in keys.items()}
+        records = {key: sum(_records(storage, k) for k in found) for key, found in keys.items()}
+        return RawFolders(files, records)
 
 
-class TrustedParquetIOManager(ConfigurableIOManager):
-    """Writes Spark DataFrames as Parquet, publishing each table or `dt=` partition atomically.
-
-    A partitioned asset's DataFrame carries a `dt` column holding the partition key of each row;
-    exactly the partitions of the run are replaced (a range in one run: a backfill), each with the
-    rows of its key, and an empty partition is published as empty rather than left stale.
-    """
-
-    lake: LakeResource
-    spark: SparkResource
-
-    def handle_output(self, context: OutputContext, obj) -> None:
-        table = obj if isinstance(obj, SparkTable) else SparkTable(obj)
-        path = lake_path(context)
-        storage = self.lake.storage(_zone(path))
-        stage = _SparkStage(storage)
-        try:
-            if context.has_asset_partitions:
-                metadata = self._publish_partitions(context, storage, path, table, stage)
-            else:
-                metadata = self._publish_table(storage, path, table, stage)
-        finally:
-            for df in table.cached:
-                df.unpersist()
-            stage.close()
-        context.add_output_metadata(metadata)
-
-    def _publish_table(self, storage: Storage, path: str, table: SparkTable, stage: "_SparkStage") -> dict:
-        files = stage.write(table.data, "data")
-        rejected = stage.write(table.rejected, "rejected") if table.rejected is not None else {}
-        published = publish(storage, path, {**files, **{f"_rejected/{n}": f for n, f in rejected.items()}})
-        metadata = _table_metadata(storage, path, table.data, list(files.values()), published.bytes)
-        return {**metadata, **_rejected_metadata(storage, f"{path}/_rejected", table, rejected.values())}
-
-    def _publish_partitions(
-        self, context: OutputContext, storage: Storage, path: str, table: SparkTable, stage: "_SparkStage"
-    ) -> dict:
-        keys = list(context.asset_partition_keys)
-        # One Spark job writes every partition of the run (a backfill range included).
-        data = _by_partition(stage.write(table.data, "data", partition_by="dt"), keys, context)
-        rejected = (
-            _by_partition(stage.write(table.rejected, "rejected", partition_by="dt"), keys, context)
-            if table.rejected is not None
-            else {}
-        )
-        rows_by_key, total_bytes = {}, 0
-        for key in keys:
-            # A key with no rows is published empty: a stale previous version must not survive.
-            files = {**data.get(key, {}), **{f"_rejected/{n}": f for n, f in rejected.get(key, {}).items()}}
-            total_bytes += publish(storage, f"{path}/{dt_path(key, self.lake.dt_layout)}", files).bytes
-            rows_by_key[key] = _row_count(storage, data.get(key, {}).values())
-        data_files = [f for files in data.values() for f in files.values()]
-        rejected_files = [f for files in rejected.values() for f in files.values()]
-        metadata = _table_metadata(storage, path, table.data, data_files, total_bytes)
-        if len(keys) == 1:
-            metadata["path"] = MetadataValue.path(storage.uri(f"{path}/{dt_path(keys[0], self.lake.dt_layout)}"))
-        else:
-            metadata["partitions"] = len(keys)
-            metadata["rows_by_partition"] = MetadataValue.json(rows_by_key)
-        partition_folder = dt_path(keys[0], self.lake.dt_layout) if len(keys) == 1 else "dt=*"
-        return {**metadata, **_rejected_metadata(storage, f"{path}/{partition_folder}/_rejected", table, rejected_files)}
-
-    def load_input(self, context: InputContext):
-        path = lake_path(context)
-        storage = self.lake.storage(_zone(path))
-        spark = self.spark.spark_session
-        if not context.has_asset_partitions:
-            keys = _committed_or_landed_keys(storage, path)
-            return spark.read.parquet(*_readable(storage, keys, "trusted-in"))
-        frames = []
-        for key in context.asset_partition_keys:
-            keys = _committed_or_landed_keys(storage, f"{path}/{dt_path(key, self.lake.dt_layout)}")
-            if keys:
-                frames.append(spark.read.parquet(*_readable(storage, keys, f"trusted-in-{key}")).withColumn("dt", F.lit(key)))
-        if not frames:
-            raise Failure(f"no data in {storage.uri(path)} for partitions {context.asset_partition_keys}")
-        return reduce(lambda a, b: a.unionByName(b), frames)
+def _records(storage: Storage, key: str) -> int:
+    """Non-blank lines of a JSON Lines file: the records Spark's JSON reader sees (blank lines are skipped)."""
+    with storage.open_read(key) as data:
+        return sum(1 for line in data if line.strip())
 
 
 def land_json_lines(storage: Storage, prefix: str, records: Sequence[dict]) -> Published:
     """Publish `records` as the whole content of a raw folder, in JSON Lines files of at most 100."""
-    folder = _Staging.new_dir("raw-out")
+    folder = LocalScratch.new_dir("raw-out")
     try:
         return publish(storage, prefix, _write_jsonl_chunks(records, folder))
     finally:
@@ -291,67 +194,239 @@ def _write_jsonl_chunks(records: Sequence[dict], folder: Path) -> dict[str, Path
     # A write id in every name: the publish protocol never overwrites a committed file.
     write_id = uuid.uuid4().hex[:12]
     files = {}
-    for index in range(0, max(len(records), 1), JSONL_RECORDS_PER_FILE):
-        chunk = records[index : index + JSONL_RECORDS_PER_FILE]
-        if not chunk:
-            break
+    for index in range(0, len(records), JSONL_RECORDS_PER_FILE):
         name = f"part-{index // JSONL_RECORDS_PER_FILE:05d}-{write_id}.jsonl"
         path = folder / name
         with path.open("w", encoding="utf-8") as out:
-            for record in chunk:
+            for record in records[index : index + JSONL_RECORDS_PER_FILE]:
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
         files[name] = path
     return files
 
 
-class _SparkStage:
-    """Where Spark writes a DataFrame before it is published.
-
-    When Spark can open the lake's own paths (the local disk; `s3a://` on clusters with S3A), it
-    writes to `_staging/<id>/` inside the lake and publishing is a server-side copy (a hard link on
-    disk): no byte passes through this process, and executors on other hosts can write. Otherwise
-    (S3 without S3A, as on this machine) it writes to local disk and the files are uploaded.
-    """
-
-    # A run killed mid-write leaves its scratch folder behind; no live write is anywhere near this old.
-    ABANDONED_AFTER_S = 24 * 3600
-
-    def __init__(self, storage: Storage):
-        self.storage = storage
-        self.key = f"_staging/{uuid.uuid4().hex}"
-        cutoff = time.time() - self.ABANDONED_AFTER_S
-        storage.delete([o.key for o in storage.list("_staging/") if o.modified < cutoff])
-        native = storage.spark_path(self.key)
-        self.local = None if native else _Staging.new_dir("trusted-out")
-        self.target = native or str(self.local)
-
-    def write(self, df, name: str, partition_by: str | None = None) -> dict[str, Path | StoredFile]:
-        """Write `df` as Parquet under `name`: {path relative to it: file}."""
-        writer = df.write.mode("overwrite")
-        (writer.partitionBy(partition_by) if partition_by else writer).parquet(f"{self.target}/{name}")
-        if self.local is not None:
-            folder = self.local / name
-            found = {p.relative_to(folder).as_posix(): p for p in folder.rglob("*.parquet")}
-        else:
-            prefix = f"{self.key}/{name}/"
-            found = {
-                o.key[len(prefix) :]: StoredFile(o.key, o.size) for o in self.storage.list(prefix) if o.key.endswith(".parquet")
-            }
-        # Spark's bookkeeping (_SUCCESS, _temporary/, .crc) is never data.
-        return {rel: f for rel, f in sorted(found.items()) if not is_hidden(rel)}
-
-    def close(self) -> None:
-        if self.local is not None:
-            shutil.rmtree(self.local, ignore_errors=True)
-        else:
-            self.storage.delete_tree(self.key)
+# --- the trusted zone ----------------------------------------------------------------------------
 
 
-def _by_partition(
-    files: dict[str, Path | StoredFile], keys: list[str], context: OutputContext
-) -> dict[str, dict[str, Path | StoredFile]]:
-    """Spark's `dt=<key>/part-….parquet` files grouped by partition key: {key: {file name: file}}."""
-    by_key: dict[str, dict] = {}
+@dataclass
+class PartitionOutcome:
+    """One table or partition of a run: its contract results, and whether it was published."""
+
+    partition: Partition
+    published: bool
+    uri: str
+    rows: int
+    rejected: int
+    files: int
+    bytes: int
+    results: list[RuleResult]
+    extra: dict
+
+    @property
+    def broken(self) -> list[RuleResult]:
+        """The fail rules it broke (why it was not published)."""
+        return [r for r in self.results if r.blocks_publish]
+
+    def metadata(self) -> dict:
+        warned = sum(1 for r in self.results if r.severity is Severity.WARN and r.violations)
+        dropped = sum(r.violations for r in self.results if r.severity is Severity.DROP)
+        return {
+            "dagster/row_count": self.rows,
+            "path": MetadataValue.path(self.uri),
+            "rejected_rows": self.rejected,
+            "rejected_path": MetadataValue.path(f"{self.uri}/_rejected"),
+            "files": self.files,
+            "bytes": self.bytes,
+            "contract": f"{len(self.results)} rules: {len(self.broken)} broken (fail), {warned} warned, {dropped} rows dropped",
+            **self.extra,
+        }
+
+
+@dataclass
+class PublishReport:
+    outcomes: list[PartitionOutcome]
+    columns: list[tuple[str, str]]
+    quality_log_uri: str
+
+    @property
+    def not_published(self) -> list[PartitionOutcome]:
+        return [o for o in self.outcomes if not o.published]
+
+    def column_schema(self) -> TableSchema:
+        return TableSchema(columns=[TableColumn(name=name, type=kind) for name, kind in self.columns])
+
+    def failure_message(self, table: str) -> str:
+        """One line per partition that kept its previous version: the rules, counts and samples."""
+        lines = []
+        for outcome in self.not_published:
+            where = f"{table} {outcome.partition}" if outcome.partition else table
+            lines.append(f"{where} kept its previous version: " + "; ".join(r.summary() for r in outcome.broken))
+        return "\n".join(lines)
+
+
+class TrustedParquetIOManager(ConfigurableIOManager):
+    """Publishes contracted Spark DataFrames as Parquet (`publish`), one table or `dt=` partition at a
+    time and atomically, and loads what was published for downstream assets (`load_input`)."""
+
+    lake: LakeResource
+    spark: SparkResource
+
+    def handle_output(self, context: OutputContext, obj) -> None:
+        raise TypeError(
+            f"{context.asset_key.to_user_string()}: trusted assets publish through TrustedParquetIOManager.publish "
+            "(per-partition contract results) and return a MaterializeResult, not a value"
+        )
+
+    def load_input(self, context: InputContext) -> DataFrame:
+        path = lake_path(context)
+        storage = self.lake.storage(_zone(path))
+        spark = self.spark.spark_session
+        if not context.has_asset_partitions:
+            keys = _table_keys(storage, path)
+            return spark.read.parquet(*spark_readable(storage, keys, "trusted-in"))
+        frames = []
+        for key in context.asset_partition_keys:
+            keys = _table_keys(storage, f"{path}/{dt_path(key, self.lake.dt_layout)}")
+            if keys:
+                frames.append(
+                    spark.read.parquet(*spark_readable(storage, keys, f"trusted-in-{key}")).withColumn("dt", F.lit(key))
+                )
+        if not frames:
+            raise Failure(f"no data in {storage.uri(path)} for partitions {context.asset_partition_keys}")
+        return reduce(DataFrame.unionByName, frames)
+
+    def publish(
+        self,
+        context: AssetExecutionContext,
+        flagged: DataFrame,
+        contract: Contract,
+        layout: str,
+        *,
+        source_records: Callable[[], Mapping[Partition, int]] | None = None,
+        describe: Callable[[Partition, pa.Table], dict] | None = None,
+        metadata: Mapping | None = None,
+    ) -> PublishReport:
+        """Write `flagged` (a contract's `apply` output) once, judge the contract per partition from
+        that write, publish what keeps it, and log every result. `source_records` (called once the
+        writes are done, so its count can run meanwhile) feeds the reconcile rule; `describe` adds
+        metadata for a published partition from its rows; `metadata` goes with every partition."""
+        path = lake_path(context.assets_def)
+        storage = self.lake.storage(_zone(path))
+        part = contract.partition_column
+        keys: list[Partition] = list(context.partition_keys) if part else [None]
+        flagged_rules, dropping = contract.flagged_rules(layout), contract.dropping_rules(layout)
+        flags = [FLAG_PREFIX + r.name for r in flagged_rules]
+        good_seen, rejected_seen = Observation(f"good-{uuid.uuid4().hex}"), Observation(f"rejected-{uuid.uuid4().hex}")
+        # The counts ride on the writes (Spark observations): no pass of their own.
+        good = (
+            flagged.filter(F.col(REJECT_REASON).isNull())
+            .observe(good_seen, F.count(F.lit(1)).alias("rows"), *[F.count_if(F.col(f)).alias(f) for f in flags])
+            .drop(RAW, REJECT_REASON, *flags)
+        )
+        rejected = (
+            flagged.filter(F.col(REJECT_REASON).isNotNull())
+            .observe(
+                rejected_seen,
+                F.count(F.lit(1)).alias("rows"),
+                *[F.count_if(F.col(REJECT_REASON) == r.name).alias(r.name) for r in dropping],
+            )
+            .select(f"{RAW}.*", REJECT_REASON, *([part] if part else []))
+        )
+        columns = [(f.name, f.dataType.simpleString()) for f in good.schema.fields if f.name != part]
+        stage = SparkStage(storage)
+        try:
+            data = _by_partition(stage.write(good, "data", partition_by=part), keys, context)
+            quarantined = _by_partition(stage.write(rejected, "rejected", partition_by=part), keys, context)
+            good_totals, rejected_totals = good_seen.get, rejected_seen.get
+            spark = self.spark.spark_session
+            violated = [r for r in flagged_rules if good_totals.get(FLAG_PREFIX + r.name, 0)]
+            observed = Observed(
+                rows={key: _row_count(storage, data.get(key, {}).values()) for key in keys},
+                rejected={key: _row_count(storage, quarantined.get(key, {}).values()) for key in keys},
+                violations=violations_by_partition(stage.read(spark, "data"), contract, violated) if violated else {},
+                dropped=(
+                    dropped_by_partition(stage.read(spark, "rejected"), contract)
+                    if part and rejected_totals.get("rows", 0)
+                    else {None: {r.name: rejected_totals.get(r.name, 0) for r in dropping}}
+                ),
+                source_records=source_records() if source_records else {},
+            )
+            if any(isinstance(r, ComparedToPrevious) for r in contract.rules):
+                observed.previous_rows = {key: self._previous_rows(storage, path, key, observed.rows) for key in keys}
+            schema = schema_result(contract, layout, columns)
+            outcomes = self._publish_each(storage, path, keys, data, quarantined, contract, layout, observed, schema, describe)
+            for outcome in outcomes:
+                outcome.extra = {**(metadata or {}), **outcome.extra}
+        finally:
+            stage.close()
+        log_uri = self._log(storage, contract, context.run_id, outcomes)
+        return PublishReport(outcomes, columns, log_uri)
+
+    def _publish_each(
+        self, storage, path, keys, data, quarantined, contract, layout, observed, schema, describe
+    ) -> list[PartitionOutcome]:
+        def one(key: Partition) -> PartitionOutcome:
+            folder = f"{path}/{dt_path(key, self.lake.dt_layout)}" if key else path
+            results = judge(contract, layout, key, observed, schema)
+            files = data.get(key, {})
+            outcome = PartitionOutcome(
+                partition=key,
+                published=not any(r.blocks_publish for r in results),
+                uri=storage.uri(folder),
+                rows=observed.rows.get(key, 0),
+                rejected=observed.rejected.get(key, 0),
+                files=len(files),
+                bytes=0,
+                results=results,
+                extra={},
+            )
+            if outcome.published:
+                staged = {**files, **{f"_rejected/{n}": f for n, f in quarantined.get(key, {}).items()}}
+                outcome.bytes = publish(storage, folder, staged).bytes
+                if describe is not None:
+                    outcome.extra = describe(key, _read_arrow(storage, files.values()))
+            return outcome
+
+        # Partitions are independent folders: a range run publishes several at once.
+        with ThreadPoolExecutor(min(_PUBLISH_THREADS, len(keys))) as pool:
+            return list(pool.map(one, keys))
+
+    def _previous_rows(self, storage: Storage, path: str, key: str, this_run: Mapping[Partition, int]) -> int | None:
+        """Rows of the day before: from this run if it wrote that day, else as published in the lake."""
+        previous = (dt.date.fromisoformat(key) - dt.timedelta(days=1)).isoformat()
+        if previous in this_run:
+            return this_run[previous]
+        keys = committed_keys(storage, f"{path}/{dt_path(previous, self.lake.dt_layout)}")
+        if keys is None:
+            return None
+        folder = f"{path}/{dt_path(previous, self.lake.dt_layout)}"
+        sizes = {o.key: o.size for o in storage.list(f"{folder}/")}
+        return _row_count(storage, [StoredFile(k, sizes[k]) for k in keys if not is_hidden(k[len(folder) :]) and k in sizes])
+
+    def _log(self, storage: Storage, contract: Contract, run_id: str, outcomes: list[PartitionOutcome]) -> str:
+        now = dt.datetime.now(dt.UTC)
+        log = quality_log(contract.table, run_id, now, {o.partition: (o.results, o.published) for o in outcomes})
+        sink = pa.BufferOutputStream()
+        pq.write_table(log, sink)
+        key = f"{QUALITY_LOG}/{contract.table.split('/')[-1]}-{now:%Y%m%dT%H%M%S}-{run_id[:8]}.parquet"
+        storage.put_bytes(sink.getvalue().to_pybytes(), key)
+        return storage.uri(key)
+
+
+def _table_keys(storage: Storage, prefix: str) -> list[str]:
+    """The table data files of a trusted folder: its committed version when published by this
+    project (never a half-published one), otherwise every data file (written by another tool).
+    A version also holds its `_rejected/` rows: those are never table data."""
+    committed = committed_keys(storage, prefix)
+    if committed is None:
+        return _landed_keys(storage, prefix)
+    return [key for key in committed if not is_hidden(key[len(prefix) :])]
+
+
+def _by_partition(files: dict[str, StagedFile], keys: list[Partition], context) -> dict[Partition, dict[str, StagedFile]]:
+    """Spark's files grouped by partition key (`dt=<key>/part-….parquet`): {key: {file name: file}}."""
+    if keys == [None]:
+        return {None: files}
+    by_key: dict[Partition, dict] = {}
     for rel, source in files.items():
         key = partition_key_from_path(rel)
         if key not in keys:
@@ -362,18 +437,12 @@ def _by_partition(
     return by_key
 
 
-def _rejected_metadata(storage: Storage, rejected_key: str, table: SparkTable, files: Iterable[Path | StoredFile]) -> dict:
-    if table.rejected is None:
-        return {}
-    return {"rejected_rows": _row_count(storage, files), "rejected_path": MetadataValue.path(storage.uri(rejected_key))}
-
-
-def _row_count(storage: Storage, files: Iterable[Path | StoredFile]) -> int:
-    # Parquet footers hold the row counts: no second Spark job over the data.
+def _row_count(storage: Storage, files: Iterable[StagedFile]) -> int:
+    # Parquet footers hold the row counts: no Spark job over the data.
     return sum(_parquet_rows(storage, f) for f in files)
 
 
-def _parquet_rows(storage: Storage, source: Path | StoredFile) -> int:
+def _parquet_rows(storage: Storage, source: StagedFile) -> int:
     if isinstance(source, Path):
         return pq.read_metadata(source).num_rows
     # Two small range reads instead of the whole file: the footer's length, then the footer.
@@ -384,16 +453,11 @@ def _parquet_rows(storage: Storage, source: Path | StoredFile) -> int:
     return pq.read_metadata(pa.BufferReader(b"PAR1" + footer + tail)).num_rows
 
 
-def _table_metadata(storage: Storage, path: str, df, files: list[Path | StoredFile], total_bytes: int) -> dict:
-    return {
-        "path": MetadataValue.path(storage.uri(path)),
-        "bytes": total_bytes,
-        "files": len(files),
-        "dagster/row_count": _row_count(storage, files),
-        "dagster/column_schema": TableSchema(
-            columns=[TableColumn(name=f.name, type=f.dataType.simpleString()) for f in df.schema.fields]
-        ),
-    }
+def _read_arrow(storage: Storage, files: Iterable[StagedFile]) -> pa.Table:
+    tables = [
+        pq.read_table(f) if isinstance(f, Path) else pq.read_table(pa.BufferReader(storage.get_bytes(f.key))) for f in files
+    ]
+    return pa.concat_tables(tables) if tables else pa.table({})
 
 
 def _sha256(path: Path) -> str:

@@ -61,3 +61,16 @@ def storage_backend(request, tmp_path):
         return open_storage(str(tmp_path / "lake"))
     root = request.getfixturevalue("s3_lake_root")
     return open_storage(root, endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=os.environ["AWS_REGION"])
+
+
+@pytest.fixture(params=["local", "s3"])
+def lake(request, tmp_path):
+    """A LakeResource on each backend: a local folder, and a fresh bucket on the test S3."""
+    from lake_assets.resources import LakeResource
+
+    if request.param == "local":
+        return LakeResource(root=str(tmp_path / "lake"))
+    root = request.getfixturevalue("s3_lake_root")
+    return LakeResource(
+        root=root, endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=os.environ["AWS_REGION"], s3_path_style=True
+    )

@@ -13,11 +13,9 @@ import pytest
 from dagster import materialize
 
 from lake_assets.assets import raw, trusted
-from lake_assets.checks import filmes_rows_reconcile_with_raw, tmdb_one_row_per_movie_per_day
-from lake_assets.io_managers import RawZoneIOManager, TrustedParquetIOManager
 from lake_assets.resources.lake import LakeResource
-from lake_assets.resources.tmdb import TMDBResource
 from lake_assets.storage.publish import MANIFEST
+from lake_assets_tests.readback import Lake, lake_resources
 from lake_tools.sample_filmes import write_filmes_csv
 
 PROGRAMME_ROWS = Path(__file__).resolve().parent / "data"  # real rows of the programme's movies.csv / series.csv
@@ -29,45 +27,10 @@ def _today() -> str:
     return dt.datetime.now(dt.UTC).date().isoformat()
 
 
-@pytest.fixture(params=["local", "s3"])
-def lake(request, tmp_path) -> LakeResource:
-    if request.param == "local":
-        return LakeResource(root=str(tmp_path / "lake"))
-    import os
-
-    root = request.getfixturevalue("s3_lake_root")
-    return LakeResource(root=root, endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name="us-east-1", s3_path_style=True)
-
-
-def _resources(lake, spark_resource):
-    return {
-        "lake": lake,
-        "spark": spark_resource,
-        "tmdb": TMDBResource(),  # no credentials: the bundled offline snapshot
-        "raw_io_manager": RawZoneIOManager(lake=lake),
-        "parquet_io_manager": TrustedParquetIOManager(lake=lake, spark=spark_resource),
-    }
-
-
-class Lake:
-    """Independent read-back: objects are listed and fetched through the storage's plain API and
-    parsed with pyarrow, so nothing here depends on the code under test's readers."""
-
-    def __init__(self, lake: LakeResource):
-        self.storage = lake.storage("trusted")
-
-    def keys(self, prefix):
-        return sorted(o.key for o in self.storage.list(prefix))
-
-    def table(self, prefix, *, rejected=False) -> pa.Table:
-        keys = [k for k in self.keys(prefix) if k.endswith(".parquet") and ("/_rejected/" in k) == rejected]
-        return pa.concat_tables([pq.read_table(io.BytesIO(self.storage.get_bytes(k))) for k in keys])
-
-
 def _filmes(lake, spark_resource, source="", dialect="auto", raise_on_error=True):
     return materialize(
-        [raw.filmes_csv, trusted.filmes, filmes_rows_reconcile_with_raw],
-        resources=_resources(lake, spark_resource),
+        [raw.filmes_csv, trusted.filmes],
+        resources=lake_resources(lake, spark_resource),
         run_config={
             "ops": {
                 "raw__filmes_csv": {"config": {"source_path": str(source)}},
@@ -104,8 +67,9 @@ def test_filmes_sample_typed_with_rejections_counted(lake, spark_resource):
     assert any("\n" in o for o in overviews) and any('"nunca mais"' in o for o in overviews)
     assert table.column("data_de_lancamento").null_count == 21  # the sample's empty dates
     assert {c.name for c in meta["dagster/column_schema"].columns} == set(table.column_names)
-    (check,) = result.get_asset_check_evaluations()
-    assert check.passed and check.metadata["raw_data_rows"].value == 2000
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert len(checks) == 15 and all(c.passed for c in checks.values())
+    assert checks["rows_reconcile_with_source"].metadata["measured"].value == "2000 source records; 1998 published + 2 rejected"
 
 
 def test_rematerialising_replaces_exactly(lake, spark_resource):
@@ -156,8 +120,8 @@ def test_bad_csv_rows_are_counted_not_dropped(tmp_path, spark_resource):
 
 def _tmdb(lake, spark_resource, partition):
     return materialize(
-        [raw.tmdb_json, trusted.tmdb, tmdb_one_row_per_movie_per_day],
-        resources=_resources(lake, spark_resource),
+        [raw.tmdb_json, trusted.tmdb],
+        resources=lake_resources(lake, spark_resource),
         partition_key=partition,
     )
 
@@ -181,8 +145,9 @@ def test_tmdb_partition_from_offline_snapshot(lake, spark_resource):
     assert table.schema.field("produtoras").type == pa.list_(pa.string())
     assert "dt" not in table.column_names  # the partition is the folder
     assert "| produtora |" in meta["movies_by_company"] and "| idioma_original |" in meta["movies_by_language"]
-    (check,) = result.get_asset_check_evaluations()
-    assert check.passed and check.metadata["rows"].value == len(ids)
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert all(c.passed and c.partition == today for c in checks.values())
+    assert checks["one_row_per_movie_per_day"].metadata["rows_checked"].value == len(ids)
 
 
 def test_duckdb_reads_trusted_tmdb_with_hive_partitioning(tmp_path, spark_resource):
@@ -201,7 +166,7 @@ def test_duckdb_reads_trusted_tmdb_with_hive_partitioning(tmp_path, spark_resour
 def test_past_partition_is_refused_without_override(tmp_path, spark_resource):
     lake = LakeResource(root=str(tmp_path / "lake"))
     result = materialize(
-        [raw.tmdb_json], resources=_resources(lake, spark_resource), partition_key="2024-01-01", raise_on_error=False
+        [raw.tmdb_json], resources=lake_resources(lake, spark_resource), partition_key="2024-01-01", raise_on_error=False
     )
     assert not result.success
     (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
@@ -217,14 +182,10 @@ def test_failed_publish_leaves_previous_version_readable(tmp_path, spark_resourc
     assert _filmes(lake, spark_resource).success
     before = Lake(lake).keys("trusted/filmes/")
 
-    real_put_bytes = LocalStorage.put_bytes
+    def fail_at_commit(self, data, key, *, expected_etag):
+        raise OSError("disk full (injected)")  # the manifest is the only conditional write
 
-    def fail_at_commit(self, data, key):
-        if key.endswith(MANIFEST):
-            raise OSError("disk full (injected)")
-        return real_put_bytes(self, data, key)
-
-    monkeypatch.setattr(LocalStorage, "put_bytes", fail_at_commit)
+    monkeypatch.setattr(LocalStorage, "put_bytes_if", fail_at_commit)
     smaller = write_filmes_csv(tmp_path / "v2.csv", 300, seed=5)
     result = _filmes(lake, spark_resource, smaller, raise_on_error=False)
     assert not result.success
@@ -235,7 +196,7 @@ def test_failed_publish_leaves_previous_version_readable(tmp_path, spark_resourc
     assert set(committed) <= set(before)  # the manifest still names version 1, all of whose files exist
     rows = sum(pq.read_metadata(io.BytesIO(storage.get_bytes(k))).num_rows for k in committed if "/_rejected/" not in k)
     assert rows == 1998
-    # the next good run cleans up the orphans of the failed one
+    assert Lake(lake).keys("trusted/filmes/") == before  # the failed writer removed its own uploads
     assert _filmes(lake, spark_resource, smaller).success
     after = Lake(lake).keys("trusted/filmes/")
     assert set(after) == set(committed_keys(storage, "trusted/filmes")) | {f"trusted/filmes/{MANIFEST}"}
@@ -255,7 +216,7 @@ def test_a_file_landed_beside_collected_ones_is_read(tmp_path, spark_resource):
     assert materialize(
         [raw.tmdb_json, trusted.tmdb],
         selection=[trusted.tmdb.key],
-        resources=_resources(lake, spark_resource),
+        resources=lake_resources(lake, spark_resource),
         partition_key=today,
     ).success
     table = Lake(lake).table(f"trusted/tmdb/dt={today}/")

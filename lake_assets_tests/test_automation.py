@@ -214,8 +214,11 @@ def test_automation_is_on_by_default_in_the_deployment():
     # dagster#34094 (eager() requesting a partition whose parent cannot exist) needs partitions that
     # differ: raw and trusted share one definition, end_offset included.
     assert graph.get(TRUSTED_TMDB).partitions_def == graph.get(RAW_TMDB).partitions_def
-    # map_asset_specs kept everything else of the assets
+    # map_asset_specs kept everything else of the assets: policies, contract checks, pools
     assert graph.get(TRUSTED_TMDB).backfill_policy == BackfillPolicy.single_run()
+    for original in (trusted.tmdb, trusted.filmes):
+        automated_def = defs.get_assets_def(original.key)
+        assert automated_def.check_keys == original.check_keys and automated_def.op.pool == original.op.pool
     assert graph.get(TRUSTED_FILMES).freshness_policy is not None
 
 

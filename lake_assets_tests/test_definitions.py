@@ -56,7 +56,7 @@ def test_every_config_and_resource_field_has_a_description_the_launchpad_shows()
 def test_enum_like_settings_are_spelled_as_the_readme_spells_them():
     filmes_config = next(c for c in _config_classes() if c.__name__ == "FilmesConfig")
     dialect = filmes_config.to_config_schema().as_field().config_type.fields["dialect"].config_type
-    assert sorted(v.config_value for v in dialect.enum_values) == ["auto", "pipe", "seed"]
+    assert sorted(v.config_value for v in dialect.enum_values) == ["auto", "pipe", "seed", "semicolon"]
 
 
 @pytest.mark.parametrize(
@@ -95,3 +95,21 @@ def test_dg_checks_the_definitions():
     done = subprocess.run([str(dg), "check", "defs"], cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "All definitions loaded successfully" in done.stdout + done.stderr
+
+
+def test_each_trusted_table_has_a_pool_of_one_and_runs_of_different_tables_may_overlap(tmp_path):
+    import shutil
+
+    from dagster import DagsterInstance
+
+    pools = {asset.key.to_user_string(): asset.op.pool for asset in (raw.filmes_csv, raw.tmdb_json, trusted.filmes, trusted.tmdb)}
+    assert pools == {
+        "raw/filmes_csv": None,
+        "raw/tmdb_json": None,
+        "trusted/filmes": "trusted_filmes",
+        "trusted/tmdb": "trusted_tmdb",
+    }
+    shutil.copyfile(ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
+    with DagsterInstance.from_config(str(tmp_path)) as instance:  # also validates the file against Dagster's schema
+        assert instance.global_op_concurrency_default_limit == 1
+        assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs > 1

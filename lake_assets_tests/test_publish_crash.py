@@ -20,9 +20,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import lake_assets.storage.publish as publish_module
 from lake_assets.storage.base import Storage
 from lake_assets.storage.publish import MANIFEST, committed_keys, publish
 from lake_assets.storage.s3 import LakeStorageError, S3Storage
+from lake_assets_tests.delegating_storage import DelegatingStorage
 from lake_tools.seaweedfs import SeaweedS3
 
 PREFIX = "trusted/tmdb/dt=2024-03-31"
@@ -66,37 +68,7 @@ def _published_keys(files: dict[str, Path]) -> list[str]:
     return sorted(f"{PREFIX}/{name}" for name in files)
 
 
-class _Delegating(Storage):
-    def __init__(self, inner: Storage):
-        self.inner = inner
-        self.root_uri = inner.root_uri
-
-    def put_file(self, local_path, key):
-        self.inner.put_file(local_path, key)
-
-    def put_bytes(self, data, key):
-        self.inner.put_bytes(data, key)
-
-    def get_bytes(self, key):
-        return self.inner.get_bytes(key)
-
-    def get_range(self, key, start, length):
-        return self.inner.get_range(key, start, length)
-
-    def download(self, key, local_path):
-        self.inner.download(key, local_path)
-
-    def copy(self, source_key, key):
-        self.inner.copy(source_key, key)
-
-    def list(self, prefix, start_after=None):
-        return self.inner.list(prefix, start_after)
-
-    def delete(self, keys):
-        self.inner.delete(keys)
-
-
-class _PausesAfterUploads(_Delegating):
+class _PausesAfterUploads(DelegatingStorage):
     """Once `count` uploads have landed, signals `landed` and holds that upload's thread until
     `resume` is set, so the publish cannot get past its uploads before the test acts."""
 
@@ -116,10 +88,13 @@ class _PausesAfterUploads(_Delegating):
             self.resume.wait(30)
 
 
-class _FailsAfterUploads(_Delegating):
-    def __init__(self, inner: Storage, count: int):
+class _FailsAfterUploads(DelegatingStorage):
+    """Uploads after the first `count` raise. With `dies`, the writer's process is gone from then on:
+    nothing it asks for afterwards (its clean-up included) reaches the storage."""
+
+    def __init__(self, inner: Storage, count: int, dies: bool = False):
         super().__init__(inner)
-        self.count, self.done = count, 0
+        self.count, self.done, self.dies = count, 0, dies
         self._lock = threading.Lock()
 
     def put_file(self, local_path, key):
@@ -127,8 +102,20 @@ class _FailsAfterUploads(_Delegating):
             self.done += 1
             fail = self.done > self.count
         if fail:
-            raise OSError("injected: the writer died after some files landed")
+            raise OSError("injected: the writer failed after some files landed")
         self.inner.put_file(local_path, key)
+
+    def _alive(self):
+        if self.dies and self.done > self.count:
+            raise OSError("injected: the writer is dead")
+
+    def get_with_etag(self, key):
+        self._alive()
+        return self.inner.get_with_etag(key)
+
+    def delete(self, keys):
+        self._alive()
+        self.inner.delete(keys)
 
 
 @pytest.fixture
@@ -188,7 +175,7 @@ def test_server_killed_mid_publish_then_restarted_still_serves_the_previous_vers
     assert sorted(everything) == sorted([f"lake/{key}" for key in published.keys] + [f"lake/{PREFIX}/{MANIFEST}"])
 
 
-def test_writer_failing_mid_publish_leaves_the_previous_version_then_a_rerun_cleans_up(storage_backend, tmp_path):
+def test_writer_failing_mid_publish_removes_its_uploads_and_leaves_the_previous_version(storage_backend, tmp_path):
     storage = storage_backend
     v1_files, v1_rows = _write_version(tmp_path / "v1", "v1", files=3, rows_per_file=200)
     publish(storage, PREFIX, v1_files)
@@ -197,14 +184,45 @@ def test_writer_failing_mid_publish_leaves_the_previous_version_then_a_rerun_cle
     failing = _FailsAfterUploads(storage, count=3)
     with pytest.raises(OSError, match="injected"):
         publish(failing, PREFIX, v2_files)
-    leftovers = {obj.key for obj in storage.list(f"{PREFIX}/")} - set(_published_keys(v1_files)) - {f"{PREFIX}/{MANIFEST}"}
-    assert len(leftovers) == 3 and leftovers <= set(_published_keys(v2_files))
+    assert failing.done > 3  # some files had landed
+    assert sorted(obj.key for obj in storage.list("")) == sorted(_published_keys(v1_files) + [f"{PREFIX}/{MANIFEST}"])
     assert committed_keys(storage, PREFIX) == _published_keys(v1_files)
     assert _read_committed(storage, tmp_path / "read-after-failure").equals(v1_rows.sort_by("id"))
 
     published = publish(storage, PREFIX, v2_files)
     assert published.keys == committed_keys(storage, PREFIX) == _published_keys(v2_files)
     assert _read_committed(storage, tmp_path / "read-after-rerun").equals(v2_rows.sort_by("id"))
+    assert sorted(obj.key for obj in storage.list("")) == sorted(published.keys + [f"{PREFIX}/{MANIFEST}"])
+
+
+def test_writer_dying_mid_publish_leaves_the_previous_version_and_old_leftovers_are_swept(storage_backend, tmp_path, monkeypatch):
+    storage = storage_backend
+    v1_files, v1_rows = _write_version(tmp_path / "v1", "v1", files=3, rows_per_file=200)
+    publish(storage, PREFIX, v1_files)
+    v2_files, _ = _write_version(tmp_path / "v2", "v2", files=8, rows_per_file=300)
+
+    dying = _FailsAfterUploads(storage, count=3, dies=True)
+    with pytest.raises(OSError, match="injected") as caught:
+        publish(dying, PREFIX, v2_files)
+    assert any("could not be removed" in note for note in caught.value.__notes__)
+    leftovers = {obj.key for obj in storage.list(f"{PREFIX}/")} - set(_published_keys(v1_files)) - {f"{PREFIX}/{MANIFEST}"}
+    assert len(leftovers) == 3 and leftovers <= set(_published_keys(v2_files))
+    assert committed_keys(storage, PREFIX) == _published_keys(v1_files)
+    assert _read_committed(storage, tmp_path / "read-after-failure").equals(v1_rows.sort_by("id"))
+
+    # The next run (new write id) commits; the dead writer's files are young, so they might belong
+    # to a live writer still uploading: they stay.
+    v3_files, v3_rows = _write_version(tmp_path / "v3", "v3", files=2, rows_per_file=100)
+    published = publish(storage, PREFIX, v3_files)
+    assert _read_committed(storage, tmp_path / "read-v3").equals(v3_rows.sort_by("id"))
+    assert {obj.key for obj in storage.list("")} == {*published.keys, f"{PREFIX}/{MANIFEST}", *leftovers}
+
+    # Once they are older than the grace period, the next publish sweeps them.
+    monkeypatch.setattr(publish_module, "ORPHAN_GRACE_S", 0)
+    time.sleep(1.1)  # S3's LastModified has whole seconds
+    v4_files, v4_rows = _write_version(tmp_path / "v4", "v4", files=2, rows_per_file=100)
+    published = publish(storage, PREFIX, v4_files)
+    assert _read_committed(storage, tmp_path / "read-v4").equals(v4_rows.sort_by("id"))
     assert sorted(obj.key for obj in storage.list("")) == sorted(published.keys + [f"{PREFIX}/{MANIFEST}"])
 
 

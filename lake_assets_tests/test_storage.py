@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import lake_assets.storage.publish as publish_module
 import lake_assets.storage.s3 as s3_module
 from lake_assets.resources.lake import lake_resource_from_env
 from lake_assets.storage import LocalStorage, Storage, open_storage
@@ -113,7 +114,7 @@ def test_list_folders_names_the_folders_directly_below_a_prefix(storage_backend)
     assert Storage.list_folders(storage_backend, "t/") == expected
 
 
-def test_publish_replaces_exactly_the_folder_and_the_manifest_names_the_version(storage_backend, tmp_path):
+def test_publish_replaces_exactly_the_folder_and_the_manifest_names_the_version(storage_backend, tmp_path, monkeypatch):
     storage = storage_backend
     prefix = "trusted/tmdb/dt=2024-03-31"
     storage.put_bytes(b"neighbour", "trusted/tmdb/dt=2024-03-31-copy/keep.parquet")  # shares a string prefix
@@ -129,19 +130,22 @@ def test_publish_replaces_exactly_the_folder_and_the_manifest_names_the_version(
     assert committed_keys(storage, prefix) == first.keys
     assert set(_keys(storage, f"{prefix}/")) == {*first.keys, f"{prefix}/{MANIFEST}"}
     manifest = json.loads(storage.get_bytes(f"{prefix}/{MANIFEST}"))
-    assert manifest["version"] == first.version
+    assert (manifest["version"], manifest["previous"], first.previous) == (first.version, None, None)
     assert {entry["name"]: entry["bytes"] for entry in manifest["files"]} == {
         name: path.stat().st_size for name, path in v1.items()
     }
     assert first.bytes == 31
 
-    storage.put_bytes(b"left by an attempt that died before its manifest", f"{prefix}/part-00009-dead.parquet")
+    dead = f"{prefix}/part-00009-dead.parquet"
+    storage.put_bytes(b"left by an attempt that died before its manifest", dead)
     v2 = _files(tmp_path / "v2", {"part-00000-bbb.parquet": b"new" * 5, "part-00001-bbb.parquet": b"new" * 7})
     second = publish(storage, prefix, v2)
     assert committed_keys(storage, prefix) == second.keys == sorted(f"{prefix}/{name}" for name in v2)
-    assert set(_keys(storage, f"{prefix}/")) == {*second.keys, f"{prefix}/{MANIFEST}"}
+    assert second.previous == first.version != second.version
+    assert json.loads(storage.get_bytes(f"{prefix}/{MANIFEST}"))["previous"] == first.version
+    # Every file of version 1 is gone; the young leftover stays: it may be a live writer's upload.
+    assert set(_keys(storage, f"{prefix}/")) == {*second.keys, f"{prefix}/{MANIFEST}", dead}
     assert [storage.get_bytes(key) for key in second.keys] == [b"new" * 5, b"new" * 7]
-    assert second.version != first.version
     assert storage.get_bytes("trusted/tmdb/dt=2024-03-31-copy/keep.parquet") == b"neighbour"
     assert storage.get_bytes("trusted/tmdb/dt=2024-04-01/keep.parquet") == b"other day"
 
@@ -149,6 +153,9 @@ def test_publish_replaces_exactly_the_folder_and_the_manifest_names_the_version(
         publish(storage, prefix, v2)
     assert committed_keys(storage, prefix) == second.keys
 
+    # Later, once the leftover is older than the grace period, the next publish sweeps it.
+    monkeypatch.setattr(publish_module, "ORPHAN_GRACE_S", 0)
+    time.sleep(1.1)  # S3's LastModified has whole seconds
     empty = publish(storage, prefix, {})  # a day without rows is published as empty, not left stale
     assert committed_keys(storage, prefix) == empty.keys == []
     assert _keys(storage, f"{prefix}/") == [f"{prefix}/{MANIFEST}"]
@@ -274,7 +281,7 @@ def test_abandoned_spark_scratch_is_swept_by_the_next_write(tmp_path):
     import os
     import time
 
-    from lake_assets.io_managers import _SparkStage
+    from lake_assets.staging import SparkStage
     from lake_assets.storage import LocalStorage
 
     storage = LocalStorage(tmp_path)
@@ -282,5 +289,5 @@ def test_abandoned_spark_scratch_is_swept_by_the_next_write(tmp_path):
     storage.put_bytes(b"new", "_staging/live-run/data/part-0.parquet")
     two_days_ago = time.time() - 2 * 24 * 3600
     os.utime(tmp_path / "_staging/dead-run/data/part-0.parquet", (two_days_ago, two_days_ago))
-    _SparkStage(storage).close()
+    SparkStage(storage).close()
     assert [o.key for o in storage.list("_staging/")] == ["_staging/live-run/data/part-0.parquet"]

@@ -10,6 +10,7 @@ collector reads the bundled offline snapshot, so this works on a machine without
 
 import datetime as dt
 import os
+import re
 import sys
 import time
 import traceback
@@ -80,7 +81,7 @@ def _materialize(defs, key: str, partition: str | None, resources: dict, instanc
 
     # One run per asset, so each gets its own progress line; the selection includes its checks.
     return materialize(
-        [*defs.assets, *defs.asset_checks],
+        defs.assets,
         selection=AssetSelection.assets(AssetKey.from_user_string(key)),
         resources=resources,
         instance=instance,
@@ -115,7 +116,8 @@ def _cause(result) -> str:
             while error.cause is not None:
                 error = error.cause
             lines = [line.strip() for line in error.message.strip().splitlines() if line.strip()]
-            return lines[0] if lines else error.cls_name
+            # Without the exception's qualified class name: the message is the cause.
+            return re.sub(r"^[\w.]+: ", "", lines[0]) if lines else error.cls_name
     return "the run failed before any step started (see the log)"
 
 

@@ -1,6 +1,5 @@
 """The raw zone: data landed exactly as it arrived. Raw is never cleaned."""
 
-import csv
 import datetime as dt
 from pathlib import Path
 
@@ -8,10 +7,11 @@ from dagster import AssetExecutionContext, BackfillPolicy, Config, Failure, asse
 from pydantic import Field
 
 from lake_assets.assets import OWNERS
+from lake_assets.csv_files import Encoding, check_encoding, count_records, header_line
 from lake_assets.io_managers import LAKE_PATH, JsonRecords, LandedFile
 from lake_assets.partitions import daily_partitions
 from lake_assets.resources import TMDBResource
-from lake_assets.transforms.filmes import Dialect, detect_dialect
+from lake_assets.transforms.filmes import detect_dialect, header_columns
 
 SAMPLE_FILMES = Path(__file__).resolve().parents[1] / "sample_data" / "filmes.csv"
 
@@ -19,6 +19,9 @@ SAMPLE_FILMES = Path(__file__).resolve().parents[1] / "sample_data" / "filmes.cs
 class FilmesSourceConfig(Config):
     source_path: str = Field(
         default="", description="The historical CSV to land (a local path). Empty: the sample bundled with the package."
+    )
+    encoding: Encoding = Field(
+        default="utf-8", description="The file's text encoding: utf-8, latin-1 or cp1252 (Excel in Brazil often saves cp1252)."
     )
 
 
@@ -32,25 +35,23 @@ class FilmesSourceConfig(Config):
     metadata={LAKE_PATH: "raw/filmes/filmes.csv"},
 )
 def filmes_csv(context: AssetExecutionContext, config: FilmesSourceConfig) -> LandedFile:
-    """The historical movies CSV (seed filmes.csv or the programme's movies.csv), landed byte for byte."""
+    """The historical movies CSV (seed filmes.csv or the programme's movies.csv), landed byte for byte
+    once its encoding is checked (a wrong one fails in seconds, naming the byte and its offset)."""
     source = Path(config.source_path).expanduser() if config.source_path else SAMPLE_FILMES
     if not source.is_file():
         raise Failure(f"raw/filmes_csv: source file {source} does not exist (config source_path)")
-    dialect, rows = count_csv_rows(source)
-    context.add_output_metadata({"source": str(source), "dialect": dialect.value, "data_rows": rows})
+    with source.open("rb") as data:
+        header = header_line(data.read(64 * 1024), config.encoding, str(source))
+    check_encoding(lambda: source.open("rb"), config.encoding, str(source))
+    try:
+        dialect = detect_dialect(header)
+    except ValueError as unknown:
+        raise Failure(f"{source}: {unknown}") from None
+    records = count_records(lambda: source.open("rb"), dialect, config.encoding, header_columns(header, dialect)[0])
+    context.add_output_metadata(
+        {"source": str(source), "dialect": str(dialect), "encoding": config.encoding, "data_rows": records}
+    )
     return LandedFile(source)
-
-
-def count_csv_rows(path: Path) -> tuple[Dialect, int]:
-    """Data rows as a CSV reader counts them (quoted line breaks do not start a row)."""
-    with path.open(encoding="utf-8", newline="") as data:
-        dialect = detect_dialect(data.readline())
-        data.seek(0)
-        if dialect is Dialect.PIPE:
-            reader = csv.reader(data, delimiter="|", quoting=csv.QUOTE_NONE)
-        else:
-            reader = csv.reader(data, delimiter=",", quotechar='"', doublequote=True)
-        return dialect, sum(1 for _ in reader) - 1
 
 
 class TmdbCollectConfig(Config):

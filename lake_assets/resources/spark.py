@@ -53,6 +53,9 @@ class SparkResource(LazyPySparkResource):
             "spark.sql.session.timeZone": "UTC",
             "spark.sql.shuffle.partitions": str(self.shuffle_partitions),
             "spark.sql.sources.partitionOverwriteMode": "dynamic",
+            # Spark 4 reads CSV only in a short list of charsets; windows-1252 (what Excel in Brazil
+            # saves) is a JDK charset it accepts only with this on.
+            "spark.sql.legacy.javaCharsets": "true",
         }
         if self.remote:
             return {"spark.remote": self.remote, **common, **self.spark_config}

@@ -1,9 +1,18 @@
 """Storage backends behind one interface: see `base.Storage`."""
 
-from lake_assets.storage.base import ObjectInfo, Storage, is_hidden
+from lake_assets.storage.base import CommitConflict, ObjectInfo, Storage, is_hidden
 from lake_assets.storage.local import LocalStorage
 
-__all__ = ["ObjectInfo", "Storage", "LocalStorage", "LakeStorageError", "is_hidden", "is_s3_root", "open_storage"]
+__all__ = [
+    "CommitConflict",
+    "ObjectInfo",
+    "Storage",
+    "LocalStorage",
+    "LakeStorageError",
+    "is_hidden",
+    "is_s3_root",
+    "open_storage",
+]
 
 
 def __getattr__(name: str):

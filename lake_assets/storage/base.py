@@ -8,6 +8,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 
 def is_hidden(relative_key: str) -> bool:
@@ -15,6 +16,11 @@ def is_hidden(relative_key: str) -> bool:
     data: the publish protocol's `_manifest.json` and `_rejected/`, Spark's `_SUCCESS`, a writer's
     temporary `.name.tmp`. Spark, Hive and DuckDB's hive reader skip the same names."""
     return any(part.startswith(("_", ".")) for part in relative_key.split("/"))
+
+
+class CommitConflict(Exception):
+    """A conditional write lost: the object was not in the state the writer expected (it exists, or
+    another writer replaced it), so nothing was written."""
 
 
 @dataclass(frozen=True)
@@ -29,7 +35,9 @@ class Storage(ABC):
     """One lake root: a local folder or `s3://bucket/prefix`.
 
     Every write of one object is atomic: a reader sees the old object or the new one, never a part.
-    Writing several objects atomically is the publish protocol's job (`lake_assets.storage.publish`).
+    Writing several objects atomically is the publish protocol's job (`lake_assets.storage.publish`);
+    `get_with_etag` + `put_bytes_if` are its compare-and-swap, the one write that two concurrent
+    writers of the same key cannot both win.
     """
 
     root_uri: str
@@ -49,8 +57,23 @@ class Storage(ABC):
         """The object's content, or None when there is no such key."""
 
     @abstractmethod
+    def get_with_etag(self, key: str) -> tuple[bytes, str] | None:
+        """The object's content and a tag of exactly that content (for `put_bytes_if`), read in one
+        request; None when there is no such key. Compare a tag only with tags from these two methods."""
+
+    @abstractmethod
+    def put_bytes_if(self, data: bytes, key: str, *, expected_etag: str | None) -> str:
+        """Write `data` only if the object is still the one `expected_etag` names (None: only if there
+        is no object at `key`), atomically against every other `put_bytes_if` of the key; returns the
+        new tag. Raises `CommitConflict` when it is not, having written nothing."""
+
+    @abstractmethod
     def get_range(self, key: str, start: int, length: int) -> bytes:
         """`length` bytes from offset `start` (Parquet footers: row counts without the whole file)."""
+
+    @abstractmethod
+    def open_read(self, key: str) -> BinaryIO:
+        """A stream of the object's bytes, for reading it once from start to end."""
 
     @abstractmethod
     def download(self, key: str, local_path: Path) -> None: ...

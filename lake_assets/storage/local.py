@@ -1,12 +1,19 @@
 """The local lake: a folder on disk (the embedded default, `LAKE_ROOT=./lake`)."""
 
+import fcntl
+import hashlib
 import os
 import shutil
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
-from lake_assets.storage.base import ObjectInfo, Storage
+from lake_assets.storage.base import CommitConflict, ObjectInfo, Storage
+
+# A writer whose folder another writer's delete pruned (it was empty for an instant) makes it again.
+_WRITE_ATTEMPTS = 5
 
 
 class LocalStorage(Storage):
@@ -17,26 +24,28 @@ class LocalStorage(Storage):
     def _path(self, key: str) -> Path:
         return self.root / key
 
-    def put_file(self, local_path: Path, key: str) -> None:
+    def _write(self, key: str, fill: Callable[[Path], None], place: Callable[[Path, Path], None] = os.replace) -> None:
+        """Write a hidden temporary file beside the target with `fill`, then `place` it (os.replace is
+        atomic on one filesystem: readers see the old file or the new one)."""
         target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            shutil.copyfile(local_path, tmp)
-            # os.replace is atomic on one filesystem: readers see the old file or the new one.
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
+        for attempt in range(_WRITE_ATTEMPTS):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+            try:
+                fill(tmp)
+                place(tmp, target)
+                return
+            except FileNotFoundError:
+                if target.parent.is_dir() or attempt == _WRITE_ATTEMPTS - 1:
+                    raise
+            finally:
+                tmp.unlink(missing_ok=True)
+
+    def put_file(self, local_path: Path, key: str) -> None:
+        self._write(key, lambda tmp: shutil.copyfile(local_path, tmp))
 
     def put_bytes(self, data: bytes, key: str) -> None:
-        target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            tmp.write_bytes(data)
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
+        self._write(key, lambda tmp: tmp.write_bytes(data))
 
     def get_bytes(self, key: str) -> bytes | None:
         try:
@@ -44,23 +53,57 @@ class LocalStorage(Storage):
         except FileNotFoundError:
             return None
 
+    def get_with_etag(self, key: str) -> tuple[bytes, str] | None:
+        data = self.get_bytes(key)
+        return None if data is None else (data, _content_tag(data))
+
+    def put_bytes_if(self, data: bytes, key: str, *, expected_etag: str | None) -> str:
+        """Compare-and-swap on one host. "Must not exist" is `os.link` of the written temporary file,
+        which fails atomically if the name exists (on any POSIX filesystem, NFS included). "Must
+        match" is read, compare, `os.replace` under an exclusive `flock` of the object's folder:
+        flock excludes every other open of the folder, in this process (threads) or another, and the
+        kernel drops it when its holder dies, so a crashed writer never leaves a lock behind. The
+        folder itself is the lock, so there is no lock file to list, clean up or delete by mistake;
+        the tag is a hash of the content, as the mtime is too coarse to tell two quick writes apart."""
+
+        def place(tmp: Path, target: Path) -> None:
+            with _folder_locked(target.parent):
+                if expected_etag is None:
+                    try:
+                        os.link(tmp, target)
+                    except FileExistsError:
+                        raise CommitConflict(f"{target} exists") from None
+                    return
+                try:
+                    current = _content_tag(target.read_bytes())
+                except FileNotFoundError:
+                    raise CommitConflict(f"{target} does not exist") from None
+                if current != expected_etag:
+                    raise CommitConflict(f"{target} was replaced") from None
+                os.replace(tmp, target)
+
+        self._write(key, lambda tmp: tmp.write_bytes(data), place)
+        return _content_tag(data)
+
     def get_range(self, key: str, start: int, length: int) -> bytes:
         with self._path(key).open("rb") as data:
             data.seek(start)
             return data.read(length)
 
     def copy(self, source_key: str, key: str) -> None:
-        target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-        try:
+        def fill(tmp: Path) -> None:
             try:
                 os.link(self._path(source_key), tmp)  # same filesystem: no bytes copied
             except OSError:
                 shutil.copyfile(self._path(source_key), tmp)
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
+            # A link shares the source's mtime; `modified` must say when this key was written (as an
+            # S3 copy's does), or the publish protocol's orphan sweep would take it for an old one.
+            os.utime(tmp)
+
+        self._write(key, fill)
+
+    def open_read(self, key: str) -> BinaryIO:
+        return self._path(key).open("rb")
 
     def download(self, key: str, local_path: Path) -> None:
         local_path.parent.mkdir(parents=True, exist_ok=True)
@@ -113,7 +156,10 @@ class LocalStorage(Storage):
 
 def _prune_empty_parents(folder: Path, root: Path) -> None:
     while folder != root and folder.is_dir() and not any(folder.iterdir()):
-        folder.rmdir()
+        try:
+            folder.rmdir()
+        except OSError:
+            return  # another writer put a file there meanwhile, or pruned it first
         folder = folder.parent
 
 
@@ -122,3 +168,17 @@ def _holds_objects(folder: Path) -> bool:
         if any(not (name.startswith(".") and name.endswith(".tmp")) for name in filenames):
             return True
     return False
+
+
+def _content_tag(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+@contextmanager
+def _folder_locked(folder: Path):
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import boto3
 from boto3.s3.transfer import TransferConfig
@@ -29,7 +30,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from lake_assets.storage.base import ObjectInfo, Storage
+from lake_assets.storage.base import CommitConflict, ObjectInfo, Storage
 
 # Total attempts per request unless configured (the lake resource's `max_attempts`). `standard`
 # backoff waits at most 0.05, 0.1, 0.2, 0.4 s between attempts (1, 2, 4, 8 s when throttled), so a
@@ -149,6 +150,10 @@ class S3Storage(Storage):
             self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
 
     def get_bytes(self, key: str) -> bytes | None:
+        found = self.get_with_etag(key)
+        return None if found is None else found[0]
+
+    def get_with_etag(self, key: str) -> tuple[bytes, str] | None:
         with self._errors("get", key):
             try:
                 response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
@@ -156,12 +161,46 @@ class S3Storage(Storage):
                 if _code(error) == "NoSuchKey":
                     return None
                 raise
-            return response["Body"].read()
+            return response["Body"].read(), response["ETag"].strip('"')
+
+    def put_bytes_if(self, data: bytes, key: str, *, expected_etag: str | None) -> str:
+        """S3 conditional writes (AWS since 2024; SeaweedFS, MinIO): `If-None-Match: *` creates only a
+        new key, `If-Match: <etag>` replaces only that version; the server decides, atomically.
+
+        A 412 answers a request that was not applied, unless botocore had already retried it: then
+        the first attempt may have been applied with its answer lost, so this raises
+        `LakeStorageError` (outcome unknown) rather than `CommitConflict` (definitely not written)."""
+        condition = {"IfNoneMatch": "*"} if expected_etag is None else {"IfMatch": f'"{expected_etag}"'}
+        lost = None
+        with self._errors("conditional put", key):
+            try:
+                response = self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **condition)
+            except ClientError as error:
+                if not _is_precondition_failure(error, expected_etag):
+                    raise
+                lost = error
+        if lost is None:
+            return response["ETag"].strip('"')
+        where = f"s3://{self.bucket}/{self._key(key)} at {self._endpoint()}"
+        if lost.response.get("ResponseMetadata", {}).get("RetryAttempts", 0):
+            raise LakeStorageError(
+                f"S3 conditional put of {where}: {_code(lost)} after a retried attempt, so whether an earlier attempt was written is unknown"
+            )
+        raise CommitConflict(f"{where}: {_code(lost)}, the object is not the version this writer expected")
 
     def get_range(self, key: str, start: int, length: int) -> bytes:
         with self._errors("get", key):
             response = self.client.get_object(Bucket=self.bucket, Key=self._key(key), Range=f"bytes={start}-{start + length - 1}")
             return response["Body"].read()
+
+    def open_read(self, key: str) -> BinaryIO:
+        with self._errors("get", key):
+            try:
+                return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
+            except ClientError as error:
+                if _code(error) == "NoSuchKey":
+                    raise FileNotFoundError(f"no object at s3://{self.bucket}/{self._key(key)}") from None
+                raise
 
     def copy(self, source_key: str, key: str) -> None:
         with self._errors("copy", key):
@@ -276,6 +315,16 @@ class S3Storage(Storage):
 
 def _code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _is_precondition_failure(error: ClientError, expected_etag: str | None) -> bool:
+    """The answers meaning "not written: the object is not as expected": 412 (AWS, SeaweedFS, MinIO),
+    409 ConditionalRequestConflict (AWS: a concurrent conditional write to the key), and for `If-Match`
+    404 NoSuchKey (AWS, when the object is gone; SeaweedFS answers 412)."""
+    code = _code(error)
+    if code in ("PreconditionFailed", "ConditionalRequestConflict", "412"):
+        return True
+    return expected_etag is not None and code == "NoSuchKey"
 
 
 def _botocore_cause(error: BaseException) -> Exception | None:

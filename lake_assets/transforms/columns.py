@@ -40,10 +40,14 @@ def nullify(column: str) -> Column:
     return F.when(trimmed.isin(*NULL_MARKERS), F.lit(None)).otherwise(trimmed)
 
 
-def typed(column: str, spark_type: str) -> Column:
+def typed(column: str, spark_type: str, decimal_comma: bool = False) -> Column:
     """A string column converted to `spark_type`; a value that does not convert becomes null
-    (and `apply_types` reports the row). Spark 4's ANSI mode would raise instead, hence try_*."""
+    (and `apply_types` reports the row). Spark 4's ANSI mode would raise instead, hence try_*.
+    With `decimal_comma`, `23,5` and `1.234,5` are read as 23.5 and 1234.5 (a value without a comma
+    keeps its dot, so `7.5` stays 7.5)."""
     value = nullify(column)
+    if decimal_comma and spark_type == "double":
+        value = F.when(value.contains(","), F.translate(F.regexp_replace(value, r"\.", ""), ",", ".")).otherwise(value)
     if spark_type == "date":
         return F.coalesce(*[F.try_to_date(value, fmt) for fmt in DATE_FORMATS])
     if spark_type == "array<string>":
@@ -54,7 +58,9 @@ def typed(column: str, spark_type: str) -> Column:
     return value.try_cast(spark_type)
 
 
-def apply_types(df: DataFrame, types: dict[str, str], corrupt_column: str | None = None) -> DataFrame:
+def apply_types(
+    df: DataFrame, types: dict[str, str], corrupt_column: str | None = None, decimal_comma: bool = False
+) -> DataFrame:
     """Type every column (unknown ones stay strings) and say why a row is rejected.
 
     The result has the typed columns, `_raw` (the original strings, for the quarantine) and
@@ -62,9 +68,9 @@ def apply_types(df: DataFrame, types: dict[str, str], corrupt_column: str | None
     value could not be converted.
     """
     data_columns = [c for c in df.columns if c != corrupt_column]
-    out = [typed(c, types.get(c, "string")).alias(c) for c in data_columns]
+    out = [typed(c, types.get(c, "string"), decimal_comma).alias(c) for c in data_columns]
     failures = [
-        F.when(nullify(c).isNotNull() & typed(c, t).isNull(), F.lit(c))
+        F.when(nullify(c).isNotNull() & typed(c, t, decimal_comma).isNull(), F.lit(c))
         for c, t in types.items()
         if c in data_columns and t not in ("string", "array<string>")
     ]
@@ -76,10 +82,3 @@ def apply_types(df: DataFrame, types: dict[str, str], corrupt_column: str | None
         )
     raw = F.struct(*[F.col(c) for c in df.columns])
     return df.select(*out, raw.alias(RAW), reason.alias(REJECT_REASON))
-
-
-def split_rejected(df: DataFrame) -> tuple[DataFrame, DataFrame]:
-    """(good rows, typed) and (rejected rows: original strings plus the reason)."""
-    good = df.filter(F.col(REJECT_REASON).isNull()).drop(RAW, REJECT_REASON)
-    rejected = df.filter(F.col(REJECT_REASON).isNotNull()).select(f"{RAW}.*", REJECT_REASON)
-    return good, rejected

@@ -1,10 +1,10 @@
 """TMDB movie-details JSON Lines -> the trusted `tmdb` table, and its summaries."""
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lake_assets.transforms.columns import CORRUPT, REJECT_REASON
+from lake_assets.transforms.columns import CORRUPT, RAW, REJECT_REASON
 
 _NAMED = T.ArrayType(T.StructType([T.StructField("id", T.LongType()), T.StructField("name", T.StringType())]))
 _COUNTRIES = T.ArrayType(T.StructType([T.StructField("iso_3166_1", T.StringType()), T.StructField("name", T.StringType())]))
@@ -44,20 +44,12 @@ def _names(column: str):
     return F.transform(F.coalesce(F.col(column), F.array()), lambda item: item["name"])
 
 
-def standardise_details(details: DataFrame) -> tuple[DataFrame, DataFrame]:
-    """(trusted rows: one per movie per dt, typed), (rejected: unreadable lines or no id, with a reason)."""
-    reason = F.when(F.col(CORRUPT).isNotNull(), F.lit("malformed JSON line")).when(
-        F.col("id").isNull(), F.lit("record has no id")
-    )
-    flagged = details.withColumn(REJECT_REASON, reason)
-    rejected = flagged.filter(F.col(REJECT_REASON).isNotNull()).select(
-        F.coalesce(F.col(CORRUPT), F.to_json(F.struct(*[c for c in details.columns if c not in (CORRUPT, "dt")]))).alias(
-            "record"
-        ),
-        REJECT_REASON,
-        "dt",
-    )
-    typed = flagged.filter(F.col(REJECT_REASON).isNull()).select(
+def standardise_details(details: DataFrame) -> DataFrame:
+    """TMDB's detail records typed into the trusted columns, with `dt`, the original record in `_raw`
+    (for the quarantine) and `_reject_reason` for a line that is not a JSON record. Keys, duplicates
+    and value rules are the contract's business (`lake_assets.contracts.tmdb`)."""
+    original = F.coalesce(F.col(CORRUPT), F.to_json(F.struct(*[c for c in details.columns if c not in (CORRUPT, "dt")])))
+    return details.select(
         F.col("id").alias("tmdb_id"),
         _text("imdb_id").alias("imdb_id"),
         _text("title").alias("titulo"),
@@ -71,20 +63,15 @@ def standardise_details(details: DataFrame) -> tuple[DataFrame, DataFrame]:
         _names("genres").alias("generos"),
         _names("production_companies").alias("produtoras"),
         _names("production_countries").alias("paises_de_origem"),
-        F.col("runtime").alias("duracao_minutos"),
-        # TMDB writes 0 for an unknown budget or revenue.
+        # TMDB writes 0 for an unknown runtime, budget or revenue.
+        F.when(F.col("runtime") > 0, F.col("runtime")).alias("duracao_minutos"),
         F.when(F.col("budget") > 0, F.col("budget")).alias("orcamento"),
         F.when(F.col("revenue") > 0, F.col("revenue")).alias("receita"),
         _text("status").alias("status"),
         "dt",
+        F.struct(original.alias("record")).alias(RAW),
+        F.when(F.col(CORRUPT).isNotNull(), F.lit("malformed JSON line")).alias(REJECT_REASON),
     )
-    # A movie can be listed twice in one collection (ranks shift between page fetches) or land in
-    # two files; keep one row per movie per day, deterministically.
-    latest = Window.partitionBy("dt", "tmdb_id").orderBy(
-        F.col("votos").desc_nulls_last(), F.col("popularidade").desc_nulls_last()
-    )
-    trusted = typed.withColumn("_n", F.row_number().over(latest)).filter("_n = 1").drop("_n")
-    return trusted, rejected
 
 
 def movies_by_company(trusted: DataFrame) -> DataFrame:

@@ -1,0 +1,34 @@
+"""`python -m lake_assets.contracts > docs/contracts.md`: the declared contracts as a document (a test
+keeps the committed copy equal to the declarations)."""
+
+from lake_assets.contracts import FILMES, TMDB
+from lake_assets.contracts.rules import Contract
+
+
+def markdown(contracts: list[Contract]) -> str:
+    lines = [
+        "# The trusted tables' contracts",
+        "",
+        "Generated from `lake_assets/contracts/` by `python -m lake_assets.contracts > docs/contracts.md`;",
+        "every rule is an asset check of its table (partitioned by day for `trusted/tmdb`; blocking for `fail`).",
+        "",
+        "- `fail`: the table or day is not published, the previous version stays current and readable, and the",
+        "  run fails naming the rule, the violating count and up to 5 sample values;",
+        "- `drop`: the violating rows go to `_rejected/` with the rule's name as `_reject_reason`, counted;",
+        "- `warn`: counted and shown in the check's metadata; nothing is removed.",
+    ]
+    for contract in contracts:
+        lines += ["", f"## `{contract.table}`", "", contract.description, ""]
+        for name, layout in contract.layouts.items():
+            columns = ", ".join(f"`{column}` {kind}" for column, kind in layout.items())
+            lines.append(
+                f"- layout `{name}`: {columns}"
+                + (f", partitioned by `{contract.partition_column}`" if contract.partition_column else "")
+            )
+        lines += ["", "| rule | kind | severity | what it promises |", "|---|---|---|---|"]
+        lines += [f"| `{rule.name}` | {rule.kind} | {rule.severity} | {rule.description} |" for rule in contract.rules]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown([FILMES, TMDB]), end="")

@@ -1,0 +1,191 @@
+"""Judging a contract: from the counts a write observed to one result per rule per table or partition.
+
+The counts come from the write itself (Spark observations, Parquet footers). Only when a warn or
+fail rule was broken somewhere does `violations_by_partition` read the just-written data once more,
+to say in which partitions and to show sample values; a clean run starts no extra Spark job.
+"""
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from lake_assets.contracts.rules import (
+    SAMPLES,
+    SCHEMA_CHECK,
+    Contract,
+    Counts,
+    Rule,
+    RuleResult,
+    Severity,
+    TableRule,
+)
+from lake_assets.transforms.columns import REJECT_REASON
+
+Partition = str | None  # a partition key, or None for an unpartitioned table
+
+
+@dataclass
+class Observed:
+    """What the writes of one run came to, per partition."""
+
+    rows: Mapping[Partition, int]
+    rejected: Mapping[Partition, int]
+    # {partition: {rule name: (violations, samples)}} for warn/fail row rules; absent means none
+    violations: Mapping[Partition, Mapping[str, tuple[int, list[str]]]] = field(default_factory=dict)
+    # {partition: {drop rule name: rows dropped}}
+    dropped: Mapping[Partition, Mapping[str, int]] = field(default_factory=dict)
+    source_records: Mapping[Partition, int] = field(default_factory=dict)
+    previous_rows: Mapping[Partition, int | None] = field(default_factory=dict)
+
+
+def schema_result(contract: Contract, layout: str, written: Sequence[tuple[str, str]]) -> RuleResult:
+    """The schema contract: the written columns and types are exactly the layout's."""
+    expected = dict(contract.layouts[layout])
+    actual = {name: kind for name, kind in written if name != contract.partition_column}
+    wrong = sorted(
+        [f"{c}: missing" for c in expected.keys() - actual.keys()]
+        + [f"{c}: unexpected" for c in actual.keys() - expected.keys()]
+        + [f"{c}: {actual[c]}, expected {expected[c]}" for c in expected.keys() & actual.keys() if actual[c] != expected[c]]
+    )
+    return RuleResult(
+        rule=None,
+        name=SCHEMA_CHECK,
+        severity=Severity.FAIL,
+        description=f"The columns and types of the `{layout}` layout: " + ", ".join(f"{c} {t}" for c, t in expected.items()),
+        violations=len(wrong),
+        checked=len(expected),
+        samples=wrong[:SAMPLES],
+        measured=f"{len(actual)} columns",
+    )
+
+
+def judge(contract: Contract, layout: str, partition: Partition, observed: Observed, schema: RuleResult) -> list[RuleResult]:
+    """Every rule of the contract on one table or partition, the schema contract first."""
+    rows, rejected = observed.rows.get(partition, 0), observed.rejected.get(partition, 0)
+    counts = Counts(
+        rows=rows,
+        rejected=rejected,
+        previous_rows=observed.previous_rows.get(partition),
+        source_records=observed.source_records.get(partition),
+    )
+    applicable = set(id(r) for r in contract.applicable(layout))
+    results = [schema]
+    for rule in contract.rules:
+        if id(rule) not in applicable:
+            results.append(_result(rule, 0, 0, applicable=False))
+        elif isinstance(rule, TableRule):
+            violations, measured = rule.judge(counts)
+            results.append(_result(rule, violations, rows, measured=measured))
+        elif rule.severity is Severity.DROP:
+            dropped = observed.dropped.get(partition, {}).get(rule.name, 0)
+            results.append(_result(rule, dropped, rows + rejected, measured=f"{dropped} of {rows + rejected} rows set aside"))
+        else:
+            count, samples = observed.violations.get(partition, {}).get(rule.name, (0, []))
+            results.append(_result(rule, count, rows, samples=samples))
+    return results
+
+
+def _result(rule: Rule, violations: int, checked: int, *, samples=(), measured: str = "", applicable: bool = True) -> RuleResult:
+    return RuleResult(
+        rule=rule,
+        name=rule.name,
+        severity=rule.severity,
+        description=rule.description,
+        violations=violations,
+        checked=checked,
+        samples=list(samples),
+        measured=measured,
+        applicable=applicable,
+    )
+
+
+def violations_by_partition(
+    written: DataFrame, contract: Contract, rules: Sequence[Rule]
+) -> dict[Partition, dict[str, tuple[int, list[str]]]]:
+    """Re-evaluate these row rules on the written rows (typed, good rows only): per partition and rule,
+    the count and up to SAMPLES values. One Spark job; only the violating rows are shuffled."""
+    part = contract.partition_column
+    group = F.col(part).cast("string") if part else F.lit(None).cast("string")
+    rows = written.withColumn(REJECT_REASON, F.lit(None).cast("string"))
+    broken = F.array(
+        *[F.when(rule.violated(part), F.struct(F.lit(rule.name).alias("rule"), rule.sample().alias("value"))) for rule in rules]
+    )
+    per_rule = Window.partitionBy("partition", "v.rule")
+    found = (
+        rows.select(group.alias("partition"), F.explode(F.filter(broken, lambda v: v.isNotNull())).alias("v"))
+        .withColumn("n", F.row_number().over(per_rule.orderBy("v.value")))
+        .withColumn("total", F.count(F.lit(1)).over(per_rule))
+        .filter(F.col("n") <= SAMPLES)
+        .select("partition", "v.rule", "v.value", "total")
+        .collect()
+    )
+    out: dict[Partition, dict[str, tuple[int, list[str]]]] = {}
+    for row in found:
+        by_rule = out.setdefault(row["partition"], {})
+        total, samples = by_rule.get(row["rule"], (row["total"], []))
+        by_rule[row["rule"]] = (total, samples + [row["value"] if row["value"] is not None else "null"])
+    return out
+
+
+def dropped_by_partition(rejected: DataFrame, contract: Contract) -> dict[Partition, dict[str, int]]:
+    """Rows each drop rule set aside, per partition, from the written `_rejected/` rows."""
+    part = contract.partition_column
+    group = F.col(part).cast("string") if part else F.lit(None).cast("string")
+    counts = rejected.groupBy(group.alias("partition"), F.col(REJECT_REASON).alias("reason")).count().collect()
+    out: dict[Partition, dict[str, int]] = {}
+    for row in counts:
+        out.setdefault(row["partition"], {})[row["reason"]] = row["count"]
+    return out
+
+
+QUALITY_LOG_SCHEMA = pa.schema(
+    [
+        ("evaluated_at", pa.timestamp("ms", tz="UTC")),
+        ("run_id", pa.string()),
+        ("table", pa.string()),
+        ("partition", pa.string()),
+        ("rule", pa.string()),
+        ("kind", pa.string()),
+        ("severity", pa.string()),
+        ("description", pa.string()),
+        ("applicable", pa.bool_()),
+        ("passed", pa.bool_()),
+        ("violations", pa.int64()),
+        ("rows_checked", pa.int64()),
+        ("measured", pa.string()),
+        ("samples", pa.list_(pa.string())),
+        ("published", pa.bool_()),
+    ]
+)
+
+
+def quality_log(
+    table: str, run_id: str, evaluated_at: dt.datetime, results: Mapping[Partition, tuple[list[RuleResult], bool]]
+) -> pa.Table:
+    """One row per rule per table-or-partition of this run: the lake's quality log (`_quality/`)."""
+    rows = [
+        {
+            "evaluated_at": evaluated_at,
+            "run_id": run_id,
+            "table": table,
+            "partition": partition,
+            "rule": r.name,
+            "kind": r.rule.kind if r.rule else "Schema",
+            "severity": str(r.severity),
+            "description": r.description,
+            "applicable": r.applicable,
+            "passed": r.passed,
+            "violations": r.violations,
+            "rows_checked": r.checked,
+            "measured": r.measured,
+            "samples": r.samples,
+            "published": published,
+        }
+        for partition, (partition_results, published) in results.items()
+        for r in partition_results
+    ]
+    return pa.Table.from_pylist(rows, schema=QUALITY_LOG_SCHEMA)

@@ -1,0 +1,95 @@
+"""Scratch space for Spark: where it writes before a publish, and where S3 data is downloaded when
+Spark cannot read the bucket itself.
+
+When Spark can open the lake's own paths (the local disk; `s3a://` on clusters with S3A), it writes
+to `_staging/<id>/` inside the lake and publishing is a server-side copy (a hard link on disk): no
+byte passes through this process, and executors on other hosts can write. Otherwise (S3 without S3A,
+as on this machine) it writes to a local folder and the files are uploaded.
+"""
+
+import atexit
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+
+from lake_assets.storage import Storage, is_hidden
+from lake_assets.storage.publish import StoredFile
+
+StagedFile = Path | StoredFile
+
+
+class LocalScratch:
+    """Local scratch folders for one process, removed at exit."""
+
+    _root: Path | None = None
+
+    @classmethod
+    def new_dir(cls, label: str) -> Path:
+        if cls._root is None:
+            cls._root = Path(tempfile.mkdtemp(prefix="lake_assets-staging-"))
+            atexit.register(shutil.rmtree, cls._root, True)
+        path = cls._root / f"{label}-{uuid.uuid4().hex[:8]}"
+        path.mkdir(parents=True)
+        return path
+
+
+def spark_readable(storage: Storage, keys: Iterable[str], label: str) -> list[str]:
+    """Paths Spark can open for these keys: native ones, or local copies of exactly these objects."""
+    keys = list(keys)
+    native = [storage.spark_path(key) for key in keys]
+    if all(native):
+        return native
+    folder = LocalScratch.new_dir(label)
+    paths = []
+    for key in keys:
+        local = folder / key
+        storage.download(key, local)
+        paths.append(str(local))
+    return paths
+
+
+class SparkStage:
+    """One run's staging folder for the Parquet that Spark writes."""
+
+    # A run killed mid-write leaves its scratch folder behind; no live write is anywhere near this old.
+    ABANDONED_AFTER_S = 24 * 3600
+
+    def __init__(self, storage: Storage):
+        self.storage = storage
+        self.key = f"_staging/{uuid.uuid4().hex}"
+        cutoff = time.time() - self.ABANDONED_AFTER_S
+        storage.delete([o.key for o in storage.list("_staging/") if o.modified < cutoff])
+        native = storage.spark_path(self.key)
+        self.local = None if native else LocalScratch.new_dir("trusted-out")
+        self.target = native or str(self.local)
+
+    def write(self, df: DataFrame, name: str, partition_by: str | None = None) -> dict[str, StagedFile]:
+        """Write `df` as Parquet under `name`: {path relative to it: file}."""
+        writer = df.write.mode("overwrite")
+        (writer.partitionBy(partition_by) if partition_by else writer).parquet(f"{self.target}/{name}")
+        if self.local is not None:
+            folder = self.local / name
+            found = {p.relative_to(folder).as_posix(): p for p in folder.rglob("*.parquet")}
+        else:
+            prefix = f"{self.key}/{name}/"
+            found = {
+                o.key[len(prefix) :]: StoredFile(o.key, o.size) for o in self.storage.list(prefix) if o.key.endswith(".parquet")
+            }
+        # Spark's bookkeeping (_SUCCESS, _temporary/, .crc) is never data.
+        return {rel: f for rel, f in sorted(found.items()) if not is_hidden(rel)}
+
+    def read(self, spark: SparkSession, name: str) -> DataFrame:
+        """What `write` wrote under `name`, partition columns included (as written: `dt=...` folders)."""
+        path = f"{self.target}/{name}"
+        return spark.read.option("basePath", path).parquet(path)
+
+    def close(self) -> None:
+        if self.local is not None:
+            shutil.rmtree(self.local, ignore_errors=True)
+        else:
+            self.storage.delete_tree(self.key)
