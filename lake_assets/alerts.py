@@ -4,7 +4,8 @@
   failed blocking check, else the step's error) in one line, and a link to the run in the UI.
 - `check_failure_alerts`: a run succeeded but a blocking check of WARN severity failed, or a freshness
   check failed (only when it turns from passing to failing, not again while it stays late).
-- `freshness_alerts`: an asset's `FreshnessPolicy` turned FAIL (trusted/filmes).
+- `freshness_alerts`: an asset's `FreshnessPolicy` turned FAIL (trusted/filmes), polled from the
+  freshness daemon's state records.
 
 The webhook URL is a secret: it is read through `EnvVar` and appears in no message, log line or error.
 Messages never carry the values of the project's secret variables. A run gets the tag
@@ -12,6 +13,7 @@ Messages never carry the values of the project's secret variables. A run gets th
 nothing twice. With the variable unset the sensors start stopped, and skip if started.
 """
 
+import json
 import os
 import re
 import time
@@ -28,7 +30,6 @@ from dagster import (
     DagsterRunStatus,
     DefaultSensorStatus,
     EnvVar,
-    EventRecordsFilter,
     RunFailureSensorContext,
     RunStatusSensorContext,
     SensorEvaluationContext,
@@ -39,7 +40,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from lake_assets.automation import FRESHNESS_CHECK, SETTINGS
+from lake_assets.automation import FRESHNESS_CHECK, FRESHNESS_POLICIES, SETTINGS
 
 WEBHOOK_VARIABLE = "LAKE_ALERT_WEBHOOK_URL"
 UI_VARIABLE = "LAKE_UI_BASE_URL"
@@ -298,40 +299,36 @@ def check_failure_alerts(context: RunStatusSensorContext, webhook: AlertWebhook)
     description="Posts to LAKE_ALERT_WEBHOOK_URL when an asset's freshness policy turns FAIL (trusted/filmes).",
 )
 def freshness_alerts(context: SensorEvaluationContext, webhook: AlertWebhook) -> SkipReason:
-    # FRESHNESS_STATE_CHANGE is an asset event, indexed across runs, so a storage-id cursor works on
-    # every event log storage (the default SQLite one included).
+    # The freshness daemon keeps one state per asset; the cursor holds the states this sensor last
+    # saw, so a turn to FAIL is posted once (and again only after the asset was fresh in between).
+    records = context.instance.get_freshness_state_records(list(FRESHNESS_POLICIES))
+    states = {key.to_user_string(): record.freshness_state.value for key, record in records.items()}
     if context.cursor is None:
-        # Started now: state changes from before are history, not news.
-        latest = context.instance.get_event_records(
-            EventRecordsFilter(event_type=DagsterEventType.FRESHNESS_STATE_CHANGE), ascending=False, limit=1
-        )
-        context.update_cursor(str(latest[0].storage_id if latest else 0))
+        context.update_cursor(json.dumps(states, sort_keys=True))
         return SkipReason("started: alerting on freshness changes from now on")
-    records = context.instance.get_event_records(
-        EventRecordsFilter(event_type=DagsterEventType.FRESHNESS_STATE_CHANGE, after_cursor=int(context.cursor)),
-        ascending=True,
-        limit=100,
-    )
-    posted = 0
-    for record in records:
-        change = record.event_log_entry.dagster_event.event_specific_data
-        if change.new_state.value == "FAIL" and webhook.enabled:
-            text = message(
-                "not fresh",
-                change.key.to_user_string(),
-                f"freshness policy turned FAIL (was {change.previous_state.value})",
-                webhook.asset_link(change.key),
+    seen = json.loads(context.cursor)
+    posted, failed = 0, None
+    for name, state in sorted(states.items()):
+        if state != "FAIL" or seen.get(name) == "FAIL" or not webhook.enabled:
+            continue
+        was = seen.get(name, "UNKNOWN")
+        try:
+            webhook.post(
+                message(
+                    "not fresh",
+                    name,
+                    f"freshness policy turned FAIL (was {was})",
+                    webhook.asset_link(AssetKey.from_user_string(name)),
+                )
             )
-            try:
-                webhook.post(text)
-            except AlertDeliveryError as error:
-                # The cursor stays before this change, so the next tick posts it (and nothing twice).
-                context.log.error(f"{error}; trying again next tick")
-                return SkipReason(f"{posted} alert(s) posted, then the webhook failed: {error}")
             posted += 1
-        context.update_cursor(str(record.storage_id))
-    state = "" if webhook.enabled else f" ({WEBHOOK_VARIABLE} is unset: alerts are off)"
-    return SkipReason(f"{len(records)} freshness change(s), {posted} alert(s) posted{state}")
+        except AlertDeliveryError as error:
+            states[name] = was  # still news at the next tick
+            failed = error
+            context.log.error(f"{error}; trying again next tick")
+    context.update_cursor(json.dumps(states, sort_keys=True))
+    off = "" if webhook.enabled else f" ({WEBHOOK_VARIABLE} is unset: alerts are off)"
+    return SkipReason(f"{posted} freshness alert(s) posted{off}" + (f"; the webhook failed: {failed}" if failed else ""))
 
 
 ALERT_SENSORS = [run_failure_alerts, check_failure_alerts, freshness_alerts]

@@ -174,17 +174,19 @@ def filmes_freshness_policy(settings: AutomationSettings = SETTINGS) -> Freshnes
     return FreshnessPolicy.time_window(fail_window=dt.timedelta(hours=hours), warn_window=dt.timedelta(hours=hours * 0.75))
 
 
+FRESHNESS_POLICIES = {TRUSTED_FILMES: filmes_freshness_policy()}
+AUTOMATION_CONDITIONS = {TRUSTED_TMDB: TRUSTED_FOLLOWS_RAW_RUNS, TRUSTED_FILMES: TRUSTED_FOLLOWS_RAW_RUNS}
+
+
 def automated(assets: Iterable[AssetsDefinition]) -> list[AssetsDefinition]:
     """The assets with this module's automation conditions and freshness policies, so the asset modules
     describe data and this one says when it is computed."""
 
     def attributes(spec: AssetSpec) -> AssetSpec:
-        if spec.key == TRUSTED_TMDB:
-            return spec.replace_attributes(automation_condition=TRUSTED_FOLLOWS_RAW_RUNS)
-        if spec.key == TRUSTED_FILMES:
-            return spec.replace_attributes(
-                automation_condition=TRUSTED_FOLLOWS_RAW_RUNS, freshness_policy=filmes_freshness_policy()
-            )
+        if spec.key in AUTOMATION_CONDITIONS:
+            spec = spec.replace_attributes(automation_condition=AUTOMATION_CONDITIONS[spec.key])
+        if spec.key in FRESHNESS_POLICIES:
+            spec = spec.replace_attributes(freshness_policy=FRESHNESS_POLICIES[spec.key])
         return spec
 
     return [asset.map_asset_specs(attributes) for asset in assets]

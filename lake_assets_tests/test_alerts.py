@@ -193,10 +193,13 @@ def test_a_freshness_policy_turning_fail_posts_one_message(hook, instance):
         with freeze_time(start):
             materialize([filmes_stand_in], instance=instance)
         evaluate(start + dt.timedelta(hours=1))
-        sensor = Sensor(freshness_alerts, instance, _webhook(hook))
+        sensor = Sensor(freshness_alerts, instance, _webhook(hook, attempts=1))
         evaluate(start + dt.timedelta(days=31))  # the default window is 30 days
+        hook.fail_next(1, status=503)
+        sensor.tick()  # the webhook is down: nothing posted, and the change is kept for the next tick
+        assert hook.messages == []
         sensor.tick()
-        evaluate(start + dt.timedelta(days=32))  # still failing: no new state change
+        evaluate(start + dt.timedelta(days=32))  # still failing: nothing new to say
         sensor.tick()
     (text,) = hook.messages
     assert (
