@@ -1,5 +1,5 @@
 """The code location: the four lake assets (the trusted ones carry their contract checks), the raw-arrival
-sensor, and their resources.
+sensor, the daily schedule, declarative automation, freshness, alerts, and their resources.
 
 Resources are built from the environment (see the README's configuration table); secrets go
 through `EnvVar`, so they are read at run time and never stored in the definitions.
@@ -7,7 +7,9 @@ through `EnvVar`, so they are read at run time and never stored in the definitio
 
 from dagster import Definitions, in_process_executor
 
+from lake_assets.alerts import ALERT_SENSORS, alert_webhook_from_env
 from lake_assets.assets import raw, trusted
+from lake_assets.automation import FRESHNESS_CHECKS, automated, automation_sensor, daily_tmdb_collection
 from lake_assets.io_managers import RawZoneIOManager, TrustedParquetIOManager
 from lake_assets.resources import (
     catalog_resource_from_env,
@@ -17,7 +19,8 @@ from lake_assets.resources import (
 )
 from lake_assets.sensors import raw_arrivals_sensor
 
-ASSETS = [raw.filmes_csv, raw.tmdb_json, trusted.filmes, trusted.tmdb]
+# automated(): the automation conditions and freshness policies, kept in lake_assets/automation.py.
+ASSETS = automated([raw.filmes_csv, raw.tmdb_json, trusted.filmes, trusted.tmdb])
 
 
 def resources_from_env() -> dict:
@@ -29,12 +32,15 @@ def resources_from_env() -> dict:
         "tmdb": tmdb_resource_from_env(),
         "raw_io_manager": RawZoneIOManager(lake=lake),
         "parquet_io_manager": TrustedParquetIOManager(lake=lake, spark=spark, catalog=catalog_resource_from_env()),
+        "webhook": alert_webhook_from_env(),
     }
 
 
 defs = Definitions(
     assets=ASSETS,
-    sensors=[raw_arrivals_sensor],
+    asset_checks=FRESHNESS_CHECKS,
+    schedules=[daily_tmdb_collection],
+    sensors=[raw_arrivals_sensor, automation_sensor, *ALERT_SENSORS],
     resources=resources_from_env(),
     # All steps of a run share one process, so one Spark session: a step process of its own
     # costs ~4 s of imports plus, on a classic session, ~6 s of JVM start, and 2 cores gain

@@ -33,7 +33,7 @@ from dagster import (
     TableSchema,
 )
 from pydantic import Field
-from pyspark.sql import DataFrame, Observation
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lake_assets.contracts import Contract, RuleResult, Severity
@@ -44,6 +44,7 @@ from lake_assets.contracts.evaluate import (
     judge,
     quality_log,
     schema_result,
+    split,
     violations_by_partition,
 )
 from lake_assets.contracts.rules import FLAG_PREFIX, ComparedToPrevious
@@ -52,7 +53,6 @@ from lake_assets.resources import CatalogResource, LakeResource, SparkResource
 from lake_assets.staging import LocalScratch, SparkStage, StagedFile, spark_readable
 from lake_assets.storage import Storage, is_hidden
 from lake_assets.storage.publish import Published, StoredFile, committed_keys, publish
-from lake_assets.transforms.columns import RAW, REJECT_REASON
 
 JSONL_RECORDS_PER_FILE = 100  # the raw zone's convention: at most 100 records a file
 HEAD_BYTES = 64 * 1024  # enough for any header line
@@ -331,28 +331,17 @@ class TrustedParquetIOManager(ConfigurableIOManager):
         part = contract.partition_column
         keys: list[Partition] = list(context.partition_keys) if part else [None]
         flagged_rules, dropping = contract.flagged_rules(layout), contract.dropping_rules(layout)
-        flags = [FLAG_PREFIX + r.name for r in flagged_rules]
-        rejected_row = F.col(REJECT_REASON).isNotNull()
-        # Every count rides on the table's write as a Spark observation: no pass of its own. It sees
-        # the rows before the split, so it also says whether there is a quarantine to write at all.
-        seen = Observation(f"contract-{uuid.uuid4().hex}")
-        observed_rows = flagged.observe(
-            seen,
-            F.count_if(~rejected_row).alias("rows"),
-            F.count_if(rejected_row).alias("rejected"),
-            *[F.count_if(F.col(f)).alias(f) for f in flags],
-            *[F.count_if(F.col(REJECT_REASON) == r.name).alias(r.name) for r in dropping],
-        )
-        good = observed_rows.filter(~rejected_row).drop(RAW, REJECT_REASON, *flags)
-        rejected = flagged.filter(rejected_row).select(f"{RAW}.*", REJECT_REASON, *([part] if part else []))
-        columns = [(f.name, f.dataType.simpleString()) for f in good.schema.fields if f.name != part]
+        rows = split(flagged, contract, layout)
+        columns = [(f.name, f.dataType.simpleString()) for f in rows.good.schema.fields if f.name != part]
         stage = SparkStage(storage)
         try:
-            data = _by_partition(stage.write(good, "data", partition_by=part), keys, context)
-            totals = seen.get
+            data = _by_partition(stage.write(rows.good, "data", partition_by=part), keys, context)
+            totals = rows.totals
             # A second pass over the source only when there are rejected rows to keep.
             quarantined = (
-                _by_partition(stage.write(rejected, "rejected", partition_by=part), keys, context) if totals["rejected"] else {}
+                _by_partition(stage.write(rows.rejected, "rejected", partition_by=part), keys, context)
+                if totals["rejected"]
+                else {}
             )
             spark = self.spark.spark_session
             violated = [r for r in flagged_rules if totals.get(FLAG_PREFIX + r.name, 0)]

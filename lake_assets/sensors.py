@@ -1,10 +1,10 @@
 """The raw-arrival sensor: raw files that land from outside Dagster become materialisations of the raw
 assets, and runs of the trusted assets that read them.
 
-A tick lists incrementally (`start_after` the last key it saw), lists today's and yesterday's folders
-and `filmes.csv` in full with ETags in the cursor, and the whole prefix once an hour; it ignores
-bookkeeping names and the project's own writes, and hashes arriving files into run keys. The design,
-and why each rule is there: docs/sensor.md.
+A tick lists incrementally (`start_after` the last key it saw), lists the `dt=` folders with a
+delimiter and watches new ones, today's and yesterday's folders and `filmes.csv` in full with ETags in
+the cursor, and the whole prefix once an hour; it ignores bookkeeping names and the project's own
+writes, and hashes arriving files into run keys. The design, and why each rule is there: docs/sensor.md.
 """
 
 import datetime as dt
@@ -32,6 +32,7 @@ from dagster import (
 )
 
 from lake_assets.assets import raw, trusted
+from lake_assets.automation import SETTINGS
 from lake_assets.io_managers import lake_path
 from lake_assets.partitions import DtLayout, daily_partitions, dt_path, partition_key_from_path
 from lake_assets.resources import LakeResource
@@ -40,6 +41,9 @@ from lake_assets.storage import ObjectInfo, Storage, is_hidden
 SENSOR_NAME = "raw_arrivals_sensor"
 TICK_INTERVAL_S = 30
 RESCAN_INTERVAL_S = 3600
+# A dt= folder that appears (a history drop, a late day) is listed in full at every tick for this long,
+# so files still being uploaded into it when it was first seen are not left for the hourly rescan.
+NEW_FOLDER_WATCH_S = 300
 # S3 reports LastModified in whole seconds, so a time comparison is only certain beyond this margin.
 # The sensor registers an object only once it is this much older than the tick (a younger one waits
 # one tick): every object it registered is then older than the registration by the margin, and
@@ -82,6 +86,8 @@ class Cursor:
     watched: list[str] = field(default_factory=list)  # prefixes listed in full at the last tick
     seen: dict[str, str] = field(default_factory=dict)  # key -> ETag within `watched`
     pending: list[tuple[ObjectInfo, str]] = field(default_factory=list)  # deferred arrivals, and how they were known
+    folders: set[str] | None = None  # partitions with a dt= folder at the last tick (None: not known yet)
+    new_folders: dict[str, float] = field(default_factory=dict)  # partition -> when its folder appeared
 
     @classmethod
     def parse(cls, text: str | None) -> "Cursor":
@@ -94,6 +100,9 @@ class Cursor:
             watched=data["watched"],
             seen=data["seen"],
             pending=[(ObjectInfo(*item[:4]), item[4]) for item in data["pending"]],
+            # A cursor from before folders were tracked: this tick learns them and treats none as new.
+            folders=_expand(data["folders"]) if "folders" in data else None,
+            new_folders={str(k): float(v) for k, v in data.get("new_folders", {}).items()},
         )
 
     def dumps(self) -> str:
@@ -105,6 +114,8 @@ class Cursor:
                 "watched": self.watched,
                 "seen": self.seen,
                 "pending": [[o.key, o.size, o.etag, o.modified, how] for o, how in self.pending],
+                "folders": _ranges(self.folders or ()),
+                "new_folders": self.new_folders,
             },
             separators=(",", ":"),
         )
@@ -119,6 +130,7 @@ CHANGED, UNKNOWN = "changed", "unknown"
     name=SENSOR_NAME,
     target=[trusted.filmes, trusted.tmdb],
     minimum_interval_seconds=TICK_INTERVAL_S,
+    default_status=SETTINGS.raw_sensor_default_status,
     description=(
         "Files landed in the raw zone from outside Dagster (raw/filmes/filmes.csv, raw/tmdb/dt=D/) register a "
         "materialisation of raw/filmes_csv or raw/tmdb_json[D] and request trusted/filmes or trusted/tmdb[D] "
@@ -189,6 +201,13 @@ def _list(storage: Storage, cursor: Cursor, layout: DtLayout, now: float) -> tup
     found: dict[str, tuple[ObjectInfo, str]] = {}
     after = cursor.after
     rescan = cursor.rescanned_at is None or now - cursor.rescanned_at >= RESCAN_INTERVAL_S
+    # Listed first: a folder that appears after this listing is the next tick's new folder. The
+    # incremental listing below cannot see a folder that sorts below its high-water mark.
+    folders = _dt_folders(storage, layout)
+    new_folders = {p: t for p, t in cursor.new_folders.items() if p in folders and now - t < NEW_FOLDER_WATCH_S}
+    if cursor.folders is not None:
+        for partition in folders.keys() - cursor.folders:
+            new_folders.setdefault(partition, now)
     if rescan:
         listing, how = storage.list(TMDB_PREFIX), UNKNOWN
     else:
@@ -198,6 +217,7 @@ def _list(storage: Storage, cursor: Cursor, layout: DtLayout, now: float) -> tup
         after = obj.key
 
     watched = _watched_prefixes(layout, now)
+    watched += [folders[p] for p in sorted(new_folders) if folders[p] not in watched]
     seen = {}
     for prefix in watched:
         for obj in _list_watched(storage, prefix):
@@ -217,6 +237,8 @@ def _list(storage: Storage, cursor: Cursor, layout: DtLayout, now: float) -> tup
         rescanned_at=now if rescan else cursor.rescanned_at,
         watched=watched,
         seen=seen,
+        folders=set(folders),
+        new_folders=new_folders,
     )
     return list(found.values()), next_cursor
 
@@ -225,6 +247,50 @@ def _watched_prefixes(layout: DtLayout, now: float) -> list[str]:
     today = dt.datetime.fromtimestamp(now, dt.UTC).date()
     days = [(today - dt.timedelta(days=n)).isoformat() for n in (1, 0)]
     return [FILMES_KEY] + [f"{TMDB_PREFIX}{dt_path(day, layout)}/" for day in days if _is_partition(day, now)]
+
+
+def _dt_folders(storage: Storage, layout: DtLayout) -> dict[str, str]:
+    """Partition key -> its folder key, for every dt= folder below raw/tmdb/: one delimiter listing per
+    folder level (hive: one request per 1,000 folders, whatever the objects inside them)."""
+    levels = dt_path("2000-01-01", layout).count("/") + 1  # seed layout: dt=YYYY/MM/DD
+    level = [folder for folder in storage.list_folders(TMDB_PREFIX) if folder[len(TMDB_PREFIX) :].startswith("dt=")]
+    for _ in range(levels - 1):
+        level = [child for folder in level for child in storage.list_folders(folder)]
+    folders = {}
+    for folder in level:
+        partition = partition_key_from_path(folder[len(TMDB_PREFIX) :], layout)
+        if partition is not None and _is_date(partition):
+            folders[partition] = folder
+    return folders
+
+
+def _is_date(key: str) -> bool:
+    try:
+        dt.date.fromisoformat(key)
+    except ValueError:
+        return False
+    return True
+
+
+def _ranges(partitions: Iterable[str]) -> list[list[str]]:
+    """Sorted dates as [first, last] runs of consecutive days: a cursor of years of folders stays small."""
+    runs: list[list[str]] = []
+    for key in sorted(partitions):
+        if runs and dt.date.fromisoformat(runs[-1][1]) + dt.timedelta(days=1) == dt.date.fromisoformat(key):
+            runs[-1][1] = key
+        else:
+            runs.append([key, key])
+    return runs
+
+
+def _expand(runs: list[list[str]]) -> set[str]:
+    days = set()
+    for first, last in runs:
+        day, end = dt.date.fromisoformat(first), dt.date.fromisoformat(last)
+        while day <= end:
+            days.add(day.isoformat())
+            day += dt.timedelta(days=1)
+    return days
 
 
 def _list_watched(storage: Storage, prefix: str) -> Iterator[ObjectInfo]:

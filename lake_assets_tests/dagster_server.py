@@ -6,6 +6,11 @@ Connect server of its own (a free port, state in the session's temp dir), warmed
 starts. Everything is stopped at the end of the session: `dagster dev` by process group, Spark
 through its pid file. If pytest itself dies (SIGKILL, a CI timeout), a small watcher process kills
 both, so no server outlives the test run.
+
+The deployment runs as `make dev` does, automation on, with settings for a test session: the daily
+collection fires every minute (one run per day all the same: its run key is the partition), the
+automation and alert sensors tick every 5 s, alerts go to a loopback webhook in this process, and the
+raw-arrival sensor starts stopped, because its test turns it on after seeding history.
 """
 
 import json
@@ -19,11 +24,13 @@ import requests
 
 from lake_assets.resources.lake import LakeResource
 from lake_tools.devserver import SparkConnectServer, prepare_dagster_home, start_dagster_dev
+from lake_tools.fake_webhook import FakeWebhook
 from lake_tools.processes import free_port, reap, start_watchdog, stop_process_group
 
 LOCATION = "lake_assets"
 REPOSITORY = "__repository__"  # the name Dagster gives the repository of a `Definitions` object
 READY_TIMEOUT_S = 180
+TEST_SETTINGS = {"LAKE_COLLECT_CRON": "* * * * *", "LAKE_TICK_INTERVAL_S": "5", "LAKE_RAW_SENSOR": "0"}
 
 
 @dataclass
@@ -32,6 +39,7 @@ class DagsterServer:
     lake_root: Path
     dagster_home: Path
     log_path: Path
+    webhook: FakeWebhook
     spark_remote: str  # the warm Connect server the runs use (its catalog is persistent, as in make dev)
 
     @property
@@ -69,18 +77,31 @@ def dagster_server(tmp_path_factory):
     base = tmp_path_factory.mktemp("dagster-e2e")
     spark = SparkConnectServer(base / "spark", port=free_port())
     spark.start()
+    webhook = FakeWebhook().start()
     home = prepare_dagster_home(base / "dagster_home")
     lake_root = base / "lake"
-    env = {name: value for name, value in os.environ.items() if not name.startswith(("TMDB_", "LAKE_", "AWS_", "DAGSTER_"))}
-    env.update(LAKE_ROOT=str(lake_root), SPARK_REMOTE=spark.remote, TMDB_START_DATE=os.environ["TMDB_START_DATE"])
     port = free_port()
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("TMDB_", "LAKE_", "AWS_", "DAGSTER_"))}
+    env.update(
+        LAKE_ROOT=str(lake_root),
+        SPARK_REMOTE=spark.remote,
+        TMDB_START_DATE=os.environ["TMDB_START_DATE"],
+        LAKE_ALERT_WEBHOOK_URL=webhook.url,
+        LAKE_UI_BASE_URL=f"http://127.0.0.1:{port}",
+        **TEST_SETTINGS,
+    )
     log_path = base / "dagster-dev.log"
     with log_path.open("wb") as log:
         # cwd: a folder without a dagster.yaml, so dagster dev uses DAGSTER_HOME's copy and says nothing.
         process = start_dagster_dev(home, env, port, cwd=base, log=log)
     watcher = start_watchdog(groups=[process.pid], pids=[spark.pid()])
     server = DagsterServer(
-        url=f"http://127.0.0.1:{port}", lake_root=lake_root, dagster_home=home, log_path=log_path, spark_remote=spark.remote
+        url=f"http://127.0.0.1:{port}",
+        lake_root=lake_root,
+        dagster_home=home,
+        log_path=log_path,
+        webhook=webhook,
+        spark_remote=spark.remote,
     )
     try:
         spark.warm_up()  # while Dagster starts
@@ -100,4 +121,5 @@ def dagster_server(tmp_path_factory):
     finally:
         stop_process_group(process)
         spark.stop()
+        webhook.stop()
         reap(watcher)

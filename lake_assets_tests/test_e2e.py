@@ -10,6 +10,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from lake_assets.alerts import ALERTED_TAG
+from lake_assets.automation import AUTOMATION_SENSOR, COLLECT_SCHEDULE
 from lake_assets.sensors import SENSOR_NAME
 from lake_assets_tests.dagster_server import LOCATION, REPOSITORY
 from lake_tools.seed_history import seed, snapshot_records
@@ -18,8 +20,11 @@ pytestmark = pytest.mark.e2e
 
 HISTORY = [(dt.date(2024, 1, 1) + dt.timedelta(days=n)).isoformat() for n in range(30)]
 ARRIVALS = ["2024-02-01", "2024-02-02"]  # dropped after the sensor is on: beyond the seeded history
+FAILING_DAY = "2024-03-15"  # collected "today" for a past date: refused, the run fails (an alert)
 BACKFILL_TIMEOUT_S = 300
 SENSOR_TIMEOUT_S = 180
+SCHEDULE_TIMEOUT_S = 360  # the first every-minute tick, then two runs through a one-run queue
+ALERT_TIMEOUT_S = 180
 
 RUNS = """query Runs($tags: [ExecutionTag!]) {
   runsOrError(filter: {tags: $tags}) { ... on Runs { results { runId status tags { key value } } } } }"""
@@ -59,6 +64,46 @@ def _runs(server, **tags) -> list[dict]:
     return data["runsOrError"]["results"]
 
 
+def _recent_days() -> set[str]:
+    """Today and yesterday (UTC): the partitions the daily schedule may have collected while other tests ran."""
+    today = dt.datetime.now(dt.UTC).date()
+    return {today.isoformat(), (today - dt.timedelta(days=1)).isoformat()}
+
+
+def _partition_of(run: dict) -> str | None:
+    """The one partition a run computed (a single-run policy may tag even one day as a range)."""
+    tags = {t["key"]: t["value"] for t in run["tags"]}
+    start, end = tags.get("dagster/asset_partition_range_start"), tags.get("dagster/asset_partition_range_end")
+    return tags.get("dagster/partition") or (start if start == end else None)
+
+
+def _materialized(server, *path: str) -> set[str]:
+    data = server.graphql(
+        """query P($key: AssetKeyInput!) { assetNodes(assetKeys: [$key]) { assetPartitionStatuses {
+             ... on TimePartitionStatuses { ranges { startKey endKey status } } } } }""",
+        {"key": {"path": list(path)}},
+    )
+    days = set()
+    for span in data["assetNodes"][0]["assetPartitionStatuses"]["ranges"]:
+        if span["status"] == "MATERIALIZED":
+            day, end = dt.date.fromisoformat(span["startKey"]), dt.date.fromisoformat(span["endKey"])
+            while day <= end:
+                days.add(day.isoformat())
+                day += dt.timedelta(days=1)
+    return days
+
+
+def _launch_backfill(server, path: list[str], partitions: list[str], title: str) -> str:
+    data = server.graphql(
+        """mutation Backfill($params: LaunchBackfillParams!) {
+             launchPartitionBackfill(backfillParams: $params) {
+               __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }""",
+        {"params": {"partitionNames": partitions, "assetSelection": [{"path": path}], "title": title}},
+    )["launchPartitionBackfill"]
+    assert data["__typename"] == "LaunchBackfillSuccess", data
+    return data["backfillId"]
+
+
 @pytest.fixture(scope="module")
 def records():
     return snapshot_records()
@@ -68,14 +113,7 @@ def records():
 def backfill(dagster_server, records):
     """30 days of raw history landed from outside, then one backfill of trusted/tmdb over them."""
     landed = seed(dagster_server.lake, dt.date.fromisoformat(HISTORY[0]), len(HISTORY), records)
-    data = dagster_server.graphql(
-        """mutation Backfill($params: LaunchBackfillParams!) {
-             launchPartitionBackfill(backfillParams: $params) {
-               __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }""",
-        {"params": {"partitionNames": HISTORY, "assetSelection": [{"path": ["trusted", "tmdb"]}], "title": "e2e 30 days"}},
-    )["launchPartitionBackfill"]
-    assert data["__typename"] == "LaunchBackfillSuccess", data
-    backfill_id = data["backfillId"]
+    backfill_id = _launch_backfill(dagster_server, ["trusted", "tmdb"], HISTORY, "e2e 30 days")
 
     def finished():
         status = dagster_server.graphql(
@@ -102,6 +140,33 @@ def test_the_four_assets_and_their_partitions(dagster_server):
         assert len(partitions) == (dt.date.fromisoformat(partitions[-1]) - dt.date(2024, 1, 1)).days + 1
 
 
+def test_automation_freshness_and_schedule_are_visible_in_the_ui(dagster_server):
+    nodes = dagster_server.graphql(
+        """{ assetNodes(assetKeys: [{path: ["trusted", "filmes"]}, {path: ["trusted", "tmdb"]}]) {
+             assetKey { path } automationCondition { label }
+             internalFreshnessPolicy { ... on TimeWindowFreshnessPolicy { failWindowSeconds } }
+             assetChecksOrError { ... on AssetChecks { checks { name } } } } }"""
+    )["assetNodes"]
+    by_key = {"/".join(n["assetKey"]["path"]): n for n in nodes}
+    for key in ("trusted/filmes", "trusted/tmdb"):
+        assert by_key[key]["automationCondition"]["label"] == "trusted_follows_raw_runs"
+    assert by_key["trusted/filmes"]["internalFreshnessPolicy"] == {"failWindowSeconds": 30 * 24 * 3600}
+    assert "published_by_deadline" in {c["name"] for c in by_key["trusted/tmdb"]["assetChecksOrError"]["checks"]}
+
+    data = dagster_server.graphql(
+        """query R($selector: RepositorySelector!) { repositoryOrError(repositorySelector: $selector) {
+             ... on Repository { schedules { name cronSchedule scheduleState { status } }
+                                 sensors { name sensorState { status } } } } }""",
+        {"selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY}},
+    )["repositoryOrError"]
+    assert [(s["name"], s["cronSchedule"], s["scheduleState"]["status"]) for s in data["schedules"]] == [
+        (COLLECT_SCHEDULE, "* * * * *", "RUNNING")
+    ]
+    sensors = {s["name"]: s["sensorState"]["status"] for s in data["sensors"]}
+    assert sensors[AUTOMATION_SENSOR] == "RUNNING"
+    assert sensors["run_failure_alerts"] == sensors["check_failure_alerts"] == sensors["freshness_alerts"] == "RUNNING"
+
+
 def test_a_30_day_backfill_runs_as_one_spark_run_and_writes_exact_rows(dagster_server, backfill):
     assert backfill["status"] == "COMPLETED_SUCCESS"
     runs = _runs(dagster_server, **{"dagster/backfill": backfill["id"]})
@@ -111,7 +176,8 @@ def test_a_30_day_backfill_runs_as_one_spark_run_and_writes_exact_rows(dagster_s
 
     rows = _trusted_rows(dagster_server.lake_root)
     expected = {day: _raw_movie_ids(dagster_server.lake_root, day) for day in HISTORY}
-    assert rows == expected
+    assert {day: rows.get(day) for day in HISTORY} == expected
+    assert rows.keys() - set(HISTORY) <= _recent_days() | set(ARRIVALS)  # the schedule's day, the sensor's
     assert expected == backfill["landed"]  # the seeder's records are distinct movies
     assert len(set(expected.values())) > 10  # days differ, so a partition mix-up would show
 
@@ -172,8 +238,67 @@ def test_the_sensor_registers_new_raw_files_and_their_trusted_partitions_appear(
     tags = {t["key"]: t["value"] for t in runs[0]["tags"]}
     assert (tags["dagster/asset_partition_range_start"], tags["dagster/asset_partition_range_end"]) == tuple(ARRIVALS)
 
-    stats = dagster_server.graphql(
-        """{ assetNodes(assetKeys: [{path: ["raw", "tmdb_json"]}]) { partitionStats { numMaterialized } } }"""
-    )["assetNodes"][0]["partitionStats"]
-    assert stats["numMaterialized"] == len(HISTORY) + len(ARRIVALS)  # every landed day registered
-    assert _trusted_rows(dagster_server.lake_root).keys() == set(HISTORY + ARRIVALS)
+    # every landed day registered; besides them only the day the schedule collected
+    raw_days = _materialized(dagster_server, "raw", "tmdb_json")
+    assert raw_days >= set(HISTORY + ARRIVALS) and raw_days - set(HISTORY + ARRIVALS) <= _recent_days()
+    trusted_days = _trusted_rows(dagster_server.lake_root).keys()
+    assert trusted_days >= set(HISTORY + ARRIVALS) and trusted_days - set(HISTORY + ARRIVALS) <= _recent_days()
+
+
+def test_the_schedule_collects_today_and_trusted_follows_without_a_click(dagster_server):
+    """Nothing is launched by hand: the schedule (every minute in this deployment, one run per day by
+    its run key) collects today's raw partition from the offline snapshot, and the automation sensor
+    requests trusted/tmdb for it once that run has succeeded."""
+
+    def collected():
+        runs = [r for r in _runs(dagster_server, **{"dagster/schedule_name": COLLECT_SCHEDULE}) if r["status"] == "SUCCESS"]
+        return runs
+
+    (scheduled,) = _wait("the scheduled collection", collected, SCHEDULE_TIMEOUT_S, dagster_server)
+    day = {t["key"]: t["value"] for t in scheduled["tags"]}["dagster/partition"]
+    assert day in _recent_days()
+
+    def followed():
+        runs = _runs(dagster_server, **{"dagster/sensor_name": AUTOMATION_SENSOR})
+        return [r for r in runs if r["status"] == "SUCCESS" and _partition_of(r) == day]
+
+    (automated,) = _wait("trusted/tmdb to follow through automation", followed, SCHEDULE_TIMEOUT_S, dagster_server)
+    rows = _trusted_rows(dagster_server.lake_root)
+    assert rows[day] == _raw_movie_ids(dagster_server.lake_root, day) > 100  # the snapshot's ~123 movies
+
+    # Exactly one run of each, and the trusted partition was published by the automation run only.
+    materializations = dagster_server.graphql(
+        """query M($day: String!) { assetNodes(assetKeys: [{path: ["trusted", "tmdb"]}]) {
+             assetMaterializations(partitions: [$day]) { runId } } }""",
+        {"day": day},
+    )["assetNodes"][0]["assetMaterializations"]
+    assert [m["runId"] for m in materializations] == [automated["runId"]]
+    assert len(_runs(dagster_server, **{"dagster/schedule_name": COLLECT_SCHEDULE})) == 1
+
+
+def test_a_failed_run_posts_exactly_one_alert_with_no_secret_in_it(dagster_server):
+    backfill_id = _launch_backfill(dagster_server, ["raw", "tmdb_json"], [FAILING_DAY], "e2e alert")
+
+    def failed():
+        return [r for r in _runs(dagster_server, **{"dagster/backfill": backfill_id}) if r["status"] == "FAILURE"]
+
+    (run,) = _wait("the run collecting a past day to fail", failed, ALERT_TIMEOUT_S, dagster_server)
+    run_id = run["runId"]
+
+    def alerted():
+        return [text for text in dagster_server.webhook.messages if run_id in text]
+
+    (text,) = _wait("its alert", alerted, ALERT_TIMEOUT_S, dagster_server, 1.0)
+    assert text.startswith(f"lake_assets: run failed | raw/tmdb_json [{FAILING_DAY}] | ")
+    assert "TMDB serves only current data" in text and text.endswith(f"| {dagster_server.url}/runs/{run_id}")
+
+    time.sleep(15)  # three more ticks of the alert sensors: still one message for this run
+    assert len(alerted()) == 1
+    tags = {t["key"]: t["value"] for t in _runs(dagster_server, **{"dagster/backfill": backfill_id})[0]["tags"]}
+    assert tags[ALERTED_TAG] == "1"
+
+    # The webhook URL's secret path is in no message, no log line, no file of the instance.
+    secret = dagster_server.webhook.secret
+    assert not [m for m in dagster_server.webhook.messages if secret in m]
+    leaks = [p for p in dagster_server.dagster_home.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+    assert leaks == [] and secret not in dagster_server.log_path.read_text(errors="replace")

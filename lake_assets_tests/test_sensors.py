@@ -17,7 +17,7 @@ from lake_assets.assets import raw
 from lake_assets.io_managers import RawZoneIOManager
 from lake_assets.resources.lake import LakeResource
 from lake_assets.resources.tmdb import TMDBResource
-from lake_assets.sensors import RESCAN_INTERVAL_S, raw_arrivals_sensor
+from lake_assets.sensors import NEW_FOLDER_WATCH_S, RESCAN_INTERVAL_S, raw_arrivals_sensor
 from lake_assets.storage.local import LocalStorage
 from lake_assets.storage.s3 import S3Storage
 from lake_tools.seed_history import seed
@@ -46,7 +46,8 @@ def instance():
 
 @pytest.fixture
 def listings(monkeypatch):
-    """Every Storage.list call of both backends: prefix, start_after and how many objects it returned."""
+    """Every Storage.list call of both backends: prefix, start_after and how many objects it returned.
+    Folder listings (Storage.list_folders, a delimiter listing) are recorded with `"folders": True`."""
     calls = []
 
     def count(cls):
@@ -60,6 +61,14 @@ def listings(monkeypatch):
                 yield obj
 
         monkeypatch.setattr(cls, "list", counted)
+        original_folders = cls.list_folders
+
+        def counted_folders(self, prefix):
+            found = original_folders(self, prefix)
+            calls.append({"prefix": prefix, "folders": True, "objects": 0, "found": len(found)})
+            return found
+
+        monkeypatch.setattr(cls, "list_folders", counted_folders)
 
     count(LocalStorage)
     count(S3Storage)
@@ -78,9 +87,15 @@ class Daemon:
         )
         return raw_arrivals_sensor(context)
 
-    def tick(self) -> tuple[list, list]:
-        """(asset events stored, run requests launched) by one tick."""
-        result = self.evaluate(self.cursor)
+    def tick(self, now: float | None = None) -> tuple[list, list]:
+        """(asset events stored, run requests launched) by one tick (at `now`, default the real clock)."""
+        if now is None:
+            result = self.evaluate(self.cursor)
+        else:
+            context = build_sensor_context(
+                instance=self.instance, cursor=self.cursor, resources={"lake": self.lake}, sensor_name=sensors.SENSOR_NAME
+            )
+            result = sensors.evaluate(context, self.lake, now=now)
         for event in result.asset_events:
             self.instance.report_runless_asset_event(event)
         self.cursor = result.cursor
@@ -342,15 +357,19 @@ def test_a_tick_after_the_first_reads_only_new_objects(lake, instance, listings)
     settle()
     events, requests = daemon.tick()
     assert _partitions(events) == [new_day] and _targets(requests) == [("trusted/tmdb", new_day)]
-    # one incremental listing of raw/tmdb/, plus the filmes key and today's and yesterday's folders
-    assert len(listings) == 4
-    assert sum(c["objects"] for c in listings) == 2
-    (incremental,) = [c for c in listings if c["prefix"] == "raw/tmdb/"]
+    # one delimiter listing of the dt= folders, one incremental listing of raw/tmdb/, the filmes key,
+    # today's and yesterday's folders, and the new folder (watched for a few minutes: see the sensor)
+    assert [c["prefix"] for c in listings if c.get("folders")] == ["raw/tmdb/"]
+    objects = [c for c in listings if not c.get("folders")]
+    assert len(objects) == 5
+    assert sum(c["objects"] for c in objects) == 4  # the 2 new objects, each seen by two listings
+    (incremental,) = [c for c in objects if c["prefix"] == "raw/tmdb/"]
     assert incremental["start_after"] == f"raw/tmdb/dt={last_day}/part-00099.jsonl"
 
     listings.clear()
     assert daemon.tick() == ([], [])
-    assert sum(c["objects"] for c in listings) == 0
+    assert sum(c["objects"] for c in listings) == 2  # the watched new folder: its ETags, unchanged
+    assert len([c for c in listings if c.get("folders")]) == 1
 
 
 def test_the_seed_layout_is_read_through_the_same_dt_rule(tmp_path, instance):
@@ -360,6 +379,76 @@ def test_the_seed_layout_is_read_through_the_same_dt_rule(tmp_path, instance):
     seed(lake, dt.date(2024, 1, 5), 2, RECORDS)
     assert (tmp_path / "lake" / "raw" / "tmdb" / "dt=2024" / "01" / "05").is_dir()
     settle()
-    events, requests = Daemon(instance, lake).tick()
+    daemon = Daemon(instance, lake)
+    events, requests = daemon.tick()
     assert _partitions(events) == ["2024-01-05", "2024-01-06"]
     assert _targets(requests) == [("trusted/tmdb", "2024-01-05...2024-01-06")]
+
+    seed(lake, dt.date(2024, 1, 2), 1, RECORDS)  # an older day, three folder levels down
+    settle()
+    events, _ = daemon.tick()
+    assert _partitions(events) == ["2024-01-02"]
+
+
+def test_older_date_folders_landed_after_today_are_requested_on_the_next_tick(lake, instance, listings):
+    """A history drop below the high-water mark: the incremental listing cannot see it, the per-tick
+    delimiter listing of the dt= folders does."""
+    storage = lake.storage("raw")
+    storage.put_bytes(b'{"id": 1}\n', f"raw/tmdb/dt={TODAY}/part-00000.jsonl")
+    settle()
+    daemon = Daemon(instance, lake)
+    events, _ = daemon.tick()
+    assert _partitions(events) == [TODAY]
+
+    older = ["2024-01-05", "2024-01-06", "2024-01-09"]
+    for day in older:
+        seed(lake, dt.date.fromisoformat(day), 1, RECORDS)
+    settle()
+    listings.clear()
+    events, requests = daemon.tick()
+    assert _partitions(events) == older  # all three on the first tick after they landed
+    assert _targets(requests) == [("trusted/tmdb", "2024-01-05...2024-01-06"), ("trusted/tmdb", "2024-01-09")]
+    assert [c["prefix"] for c in listings if c.get("folders")] == ["raw/tmdb/"]  # one request for all folders
+    assert {c["prefix"] for c in listings if not c.get("folders")} >= {f"raw/tmdb/dt={day}/" for day in older}
+    assert daemon.tick() == ([], [])
+
+
+def test_a_new_folder_is_watched_while_it_fills_then_left_to_the_hourly_rescan(lake, instance):
+    storage = lake.storage("raw")
+    seed(lake, dt.date(2024, 1, 20), 1, RECORDS)
+    settle()
+    daemon = Daemon(instance, lake)
+    first = time.time()
+    daemon.tick(first)
+
+    storage.put_bytes(b'{"id": 1}\n', "raw/tmdb/dt=2024-01-10/part-00000.jsonl")  # an upload starts below the mark
+    settle()
+    appeared = time.time()
+    events, _ = daemon.tick(appeared)
+    assert _partitions(events) == ["2024-01-10"]
+    storage.put_bytes(b'{"id": 2}\n', "raw/tmdb/dt=2024-01-10/part-00001.jsonl")  # ... and goes on
+    settle()
+    events, requests = daemon.tick(time.time())
+    assert _partitions(events) == ["2024-01-10"] and events[0].metadata["arrived_files"].value == 1
+    assert len(requests) == 1
+
+    # Once the folder is no longer new, a file added to it waits for the hourly rescan.
+    storage.put_bytes(b'{"id": 3}\n', "raw/tmdb/dt=2024-01-10/part-00002.jsonl")
+    settle()
+    assert daemon.tick(appeared + NEW_FOLDER_WATCH_S + 1) == ([], [])
+    events, _ = daemon.tick(first + RESCAN_INTERVAL_S + 1)
+    assert _partitions(events) == ["2024-01-10"] and events[0].metadata["arrived_files"].value == 1
+
+
+def test_a_cursor_from_before_folder_tracking_treats_no_folder_as_new(lake, instance, listings):
+    seed(lake, dt.date(2024, 1, 1), 3, RECORDS)
+    settle()
+    daemon = Daemon(instance, lake)
+    daemon.tick()
+    old = json.loads(daemon.cursor)
+    del old["folders"], old["new_folders"]
+    daemon.cursor = json.dumps(old)
+    listings.clear()
+    assert daemon.tick() == ([], [])
+    assert not [c for c in listings if c["prefix"].startswith("raw/tmdb/dt=2024-01-0")]  # no folder listed in full
+    assert json.loads(daemon.cursor)["folders"] == [["2024-01-01", "2024-01-03"]]

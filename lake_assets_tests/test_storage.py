@@ -17,7 +17,7 @@ import pytest
 import lake_assets.storage.publish as publish_module
 import lake_assets.storage.s3 as s3_module
 from lake_assets.resources.lake import lake_resource_from_env
-from lake_assets.storage import LocalStorage, open_storage
+from lake_assets.storage import LocalStorage, Storage, open_storage
 from lake_assets.storage.publish import MANIFEST, committed_keys, publish
 from lake_assets.storage.s3 import LakeStorageError, S3Storage
 from lake_tools.processes import free_ports
@@ -101,6 +101,17 @@ def _files(folder: Path, contents: dict[str, bytes]) -> dict[str, Path]:
         path.write_bytes(data)
         files[name] = path
     return files
+
+
+def test_list_folders_names_the_folders_directly_below_a_prefix(storage_backend):
+    for key in ("t/dt=2024-01-02/a", "t/dt=2024-01-01/b", "t/dt=2024-01-01/c/d", "t/_staging/x", "t/file", "u/dt=2024-01-09/z"):
+        storage_backend.put_bytes(b"x", key)
+    expected = ["t/_staging/", "t/dt=2024-01-01/", "t/dt=2024-01-02/"]
+    assert storage_backend.list_folders("t/") == expected
+    assert storage_backend.list_folders("t/dt=2024-01-01/") == ["t/dt=2024-01-01/c/"]
+    assert storage_backend.list_folders("missing/") == []
+    # the fallback of the interface, derived from list(), answers the same
+    assert Storage.list_folders(storage_backend, "t/") == expected
 
 
 def test_publish_replaces_exactly_the_folder_and_the_manifest_names_the_version(storage_backend, tmp_path, monkeypatch):

@@ -276,7 +276,9 @@ def dev(port: int) -> int:
             "about ./dagster.yaml not being used refers to the original); Ctrl-C stops everything",
             flush=True,
         )
-        dagster = start_dagster_dev(home, {**os.environ, "SPARK_REMOTE": spark.remote}, port)
+        # Alert messages link to this UI unless LAKE_UI_BASE_URL says otherwise (a proxy, another host).
+        env = {"LAKE_UI_BASE_URL": f"http://127.0.0.1:{port}", **os.environ, "SPARK_REMOTE": spark.remote}
+        dagster = start_dagster_dev(home, env, port)
         if not spark_was_running:  # while dagster dev starts
             print(f"Spark Connect warmed up with a small job in {spark.warm_up():.0f}s", flush=True)
         for line in spark.register_lake():

@@ -6,14 +6,16 @@ to say in which partitions and to show sample values; a clean run starts no extr
 """
 
 import datetime as dt
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pyarrow as pa
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame, Observation, Window
 from pyspark.sql import functions as F
 
 from lake_assets.contracts.rules import (
+    FLAG_PREFIX,
     SAMPLES,
     SCHEMA_CHECK,
     Contract,
@@ -23,7 +25,7 @@ from lake_assets.contracts.rules import (
     Severity,
     TableRule,
 )
-from lake_assets.transforms.columns import REJECT_REASON
+from lake_assets.transforms.columns import RAW, REJECT_REASON
 
 Partition = str | None  # a partition key, or None for an unpartitioned table
 
@@ -40,6 +42,41 @@ class Observed:
     dropped: Mapping[Partition, Mapping[str, int]] = field(default_factory=dict)
     source_records: Mapping[Partition, int] = field(default_factory=dict)
     previous_rows: Mapping[Partition, int | None] = field(default_factory=dict)
+
+
+@dataclass
+class Split:
+    """A contracted DataFrame split for writing: the table's rows, the quarantine, and the observation
+    that counts everything as the table's rows are written (read `totals` after that write)."""
+
+    good: DataFrame
+    rejected: DataFrame
+    observation: Observation
+
+    @property
+    def totals(self) -> dict[str, int]:
+        return self.observation.get
+
+
+def split(flagged: DataFrame, contract: Contract, layout: str) -> Split:
+    """Split `Contract.apply`'s output. Every count rides on the table's write as a Spark observation
+    (no pass of its own): good and rejected rows, each warn/fail rule's violations (`_violates_<rule>`)
+    and each drop rule's rows (by name). It sees the rows before the split, so it also says whether
+    there is a quarantine to write at all."""
+    part = contract.partition_column
+    flags = [FLAG_PREFIX + r.name for r in contract.flagged_rules(layout)]
+    rejected_row = F.col(REJECT_REASON).isNotNull()
+    observation = Observation(f"contract-{uuid.uuid4().hex}")
+    observed = flagged.observe(
+        observation,
+        F.count_if(~rejected_row).alias("rows"),
+        F.count_if(rejected_row).alias("rejected"),
+        *[F.count_if(F.col(f)).alias(f) for f in flags],
+        *[F.count_if(F.col(REJECT_REASON) == r.name).alias(r.name) for r in contract.dropping_rules(layout)],
+    )
+    good = observed.filter(~rejected_row).drop(RAW, REJECT_REASON, *flags)
+    rejected = flagged.filter(rejected_row).select(f"{RAW}.*", REJECT_REASON, *([part] if part else []))
+    return Split(good, rejected, observation)
 
 
 def schema_result(contract: Contract, layout: str, written: Sequence[tuple[str, str]]) -> RuleResult:

@@ -5,7 +5,7 @@ one root, `raw/tmdb/dt=2024-03-31/part-0.jsonl`, and never in paths or bucket na
 """
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -85,6 +85,15 @@ class Storage(ABC):
     @abstractmethod
     def list(self, prefix: str, start_after: str | None = None) -> Iterator[ObjectInfo]:
         """Every object whose key starts with `prefix`, in the backend's key order, after `start_after`."""
+
+    def list_folders(self, prefix: str) -> Sequence[str]:
+        """The folders directly below the folder `prefix` (ending in "/"), as keys ending in "/", sorted.
+        The backends answer without reading every object (S3: a delimiter listing, one request per
+        1,000 folders); this fallback, for wrappers and test doubles, derives them from `list`."""
+        folders = {
+            prefix + obj.key[len(prefix) :].split("/", 1)[0] + "/" for obj in self.list(prefix) if "/" in obj.key[len(prefix) :]
+        }
+        return sorted(folders)
 
     @abstractmethod
     def delete(self, keys: Iterable[str]) -> None: ...

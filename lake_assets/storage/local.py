@@ -5,7 +5,7 @@ import hashlib
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -130,6 +130,14 @@ class LocalStorage(Storage):
                 continue  # deleted since the walk
             yield ObjectInfo(key, stat.st_size, f"{stat.st_mtime_ns}-{stat.st_size}", stat.st_mtime)
 
+    def list_folders(self, prefix: str) -> Sequence[str]:
+        try:
+            entries = list(os.scandir(self._path(prefix)))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        # S3 has no empty folders: a folder counts once it holds a visible object at some depth.
+        return sorted(f"{prefix}{entry.name}/" for entry in entries if entry.is_dir() and _holds_objects(Path(entry.path)))
+
     def delete(self, keys: Iterable[str]) -> None:
         for key in keys:
             path = self._path(key)
@@ -153,6 +161,13 @@ def _prune_empty_parents(folder: Path, root: Path) -> None:
         except OSError:
             return  # another writer put a file there meanwhile, or pruned it first
         folder = folder.parent
+
+
+def _holds_objects(folder: Path) -> bool:
+    for _, _, filenames in os.walk(folder):
+        if any(not (name.startswith(".") and name.endswith(".tmp")) for name in filenames):
+            return True
+    return False
 
 
 def _content_tag(data: bytes) -> str:

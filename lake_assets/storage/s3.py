@@ -13,7 +13,7 @@ the bucket.
 """
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -228,6 +228,14 @@ class S3Storage(Storage):
                         etag=obj["ETag"].strip('"'),
                         modified=obj["LastModified"].timestamp(),
                     )
+
+    def list_folders(self, prefix: str) -> Sequence[str]:
+        folders = []
+        with self._errors("list", prefix):
+            paginator = self.client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix), Delimiter="/"):
+                folders.extend(self._relative(common["Prefix"]) for common in page.get("CommonPrefixes", []))
+        return sorted(folders)
 
     def delete(self, keys: Iterable[str]) -> None:
         keys = list(keys)

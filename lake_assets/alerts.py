@@ -1,0 +1,334 @@
+"""Alerts: one message to a Slack-compatible webhook (`LAKE_ALERT_WEBHOOK_URL`) per failure event.
+
+- `run_failure_alerts`: a run failed. One message per run: its assets, partition(s), the cause (the
+  failed blocking check, else the step's error) in one line, and a link to the run in the UI.
+- `check_failure_alerts`: a run succeeded but a blocking check of WARN severity failed, or a freshness
+  check failed (only when it turns from passing to failing, not again while it stays late).
+- `freshness_alerts`: an asset's `FreshnessPolicy` turned FAIL (trusted/filmes), polled from the
+  freshness daemon's state records.
+
+The webhook URL is a secret: it is read through `EnvVar` and appears in no message, log line or error.
+Messages never carry the values of the project's secret variables. A run gets the tag
+`lake/alert_posted` once its messages went out, so a tick evaluated again after a daemon crash posts
+nothing twice. With the variable unset the sensors start stopped, and skip if started.
+"""
+
+import json
+import os
+import re
+import time
+from collections.abc import Iterable
+
+import requests
+from dagster import (
+    AssetCheckKey,
+    AssetKey,
+    ConfigurableResource,
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRun,
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    EnvVar,
+    RunFailureSensorContext,
+    RunStatusSensorContext,
+    SensorEvaluationContext,
+    SkipReason,
+    run_failure_sensor,
+    run_status_sensor,
+    sensor,
+)
+from pydantic import Field
+
+from lake_assets.automation import FRESHNESS_CHECK, FRESHNESS_POLICIES, SETTINGS
+
+WEBHOOK_VARIABLE = "LAKE_ALERT_WEBHOOK_URL"
+UI_VARIABLE = "LAKE_UI_BASE_URL"
+DEFAULT_UI_BASE_URL = "http://127.0.0.1:3000"
+ALERTED_TAG = "lake/alert_posted"
+RUN_FAILURE_SENSOR = "run_failure_alerts"
+CHECK_FAILURE_SENSOR = "check_failure_alerts"
+FRESHNESS_SENSOR = "freshness_alerts"
+SOURCE = "lake_assets"
+# Whatever reaches a message passes through `redact`: these variables' values never leave the process.
+SECRET_VARIABLES = (
+    WEBHOOK_VARIABLE,
+    "TMDB_API_KEY",
+    "TMDB_READ_ACCESS_TOKEN",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+)
+_CAUSE_CHARS = 300
+_RANGE_START, _RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+# Dagster's wrappers around the exception a step raised: the cause worth reading is inside.
+_WRAPPERS = re.compile(r"^Dagster(Execution\w*|UserCode\w*)Error$")
+
+
+class AlertDeliveryError(Exception):
+    """The webhook did not take a message. Names the status or error class, never the URL."""
+
+
+class AlertWebhook(ConfigurableResource):
+    """Where alerts go: a Slack-compatible incoming webhook taking `{"text": ...}`."""
+
+    url: str = Field(
+        default="",
+        description="The incoming webhook URL (LAKE_ALERT_WEBHOOK_URL, through EnvVar). A secret: never logged "
+        "or put in a message. Empty: alerts are off.",
+    )
+    ui_base_url: str = Field(
+        default=DEFAULT_UI_BASE_URL, description="LAKE_UI_BASE_URL: the Dagster UI the messages link to (runs, assets)."
+    )
+    timeout_s: float = Field(default=10.0, gt=0, le=120, description="Seconds to wait for the webhook to answer one POST.")
+    attempts: int = Field(default=3, ge=1, le=10, description="POSTs per message before the sensor tick reports the failure.")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.url)
+
+    def run_link(self, run_id: str) -> str:
+        return f"{self.ui_base_url.rstrip('/')}/runs/{run_id}"
+
+    def asset_link(self, key: AssetKey) -> str:
+        return f"{self.ui_base_url.rstrip('/')}/assets/{'/'.join(key.path)}"
+
+    def post(self, text: str) -> None:
+        """POST one message; a 5xx, 429 or connection error is tried again with a short backoff."""
+        last = ""
+        for attempt in range(self.attempts):
+            if attempt:
+                time.sleep(min(2**attempt, 10))
+            try:
+                response = requests.post(self.url, json={"text": text}, timeout=self.timeout_s)
+            except requests.RequestException as error:
+                # requests' messages name the URL (host and path): only the class leaves this function.
+                last = type(error).__name__
+                continue
+            if response.status_code < 300:
+                return
+            last = f"HTTP {response.status_code}"
+            if response.status_code < 500 and response.status_code != 429:
+                break
+        raise AlertDeliveryError(f"alert webhook ({WEBHOOK_VARIABLE}) did not take the message: {last}") from None
+
+
+def alert_webhook_from_env() -> AlertWebhook:
+    """The webhook as the environment describes it; the URL is bound as an `EnvVar` only when set (an
+    `EnvVar` of an unset variable fails every evaluation)."""
+    url = {"url": EnvVar(WEBHOOK_VARIABLE)} if os.environ.get(WEBHOOK_VARIABLE) else {}
+    return AlertWebhook(ui_base_url=os.environ.get(UI_VARIABLE) or DEFAULT_UI_BASE_URL, **url)
+
+
+def _default_status() -> DefaultSensorStatus:
+    return DefaultSensorStatus.RUNNING if os.environ.get(WEBHOOK_VARIABLE) else DefaultSensorStatus.STOPPED
+
+
+# --- messages ---------------------------------------------------------------------------------
+
+
+def redact(text: str, environ=os.environ) -> str:
+    for variable in SECRET_VARIABLES:
+        value = environ.get(variable)
+        if value and len(value) >= 4:
+            text = text.replace(value, "***")
+    return text
+
+
+def message(kind: str, subject: str, cause: str, link: str) -> str:
+    """`lake_assets: <kind> | <asset [partition]> | <cause: its first line> | <link>`"""
+    line = " ".join(next((text for text in cause.splitlines() if text.strip()), cause).split())
+    if len(line) > _CAUSE_CHARS:
+        line = line[: _CAUSE_CHARS - 1] + "…"
+    return redact(f"{SOURCE}: {kind} | {subject} | {line} | {link}")
+
+
+def run_subject(instance: DagsterInstance, run: DagsterRun) -> str:
+    assets = set(run.asset_selection or ())
+    if not assets:  # a run of a job or of `materialize()`: what it planned to materialise
+        planned = instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED)
+        assets = {entry.dagster_event.event_specific_data.asset_key for entry in planned}
+    if assets:
+        what = ", ".join(sorted(key.to_user_string() for key in assets))
+    elif run.asset_check_selection:
+        what = ", ".join(sorted(f"{key.asset_key.to_user_string()}:{key.name}" for key in run.asset_check_selection))
+    else:
+        what = run.job_name
+    partition = run.tags.get("dagster/partition")
+    start, end = run.tags.get(_RANGE_START), run.tags.get(_RANGE_END)
+    if partition is None and start:
+        partition = start if start == end else f"{start}...{end}"
+    return f"{what} [{partition}]" if partition else what
+
+
+def _check_evaluations(instance: DagsterInstance, run_id: str):
+    for entry in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION):
+        yield entry.dagster_event.asset_check_evaluation_data
+
+
+def _check_name(evaluation) -> str:
+    return f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+
+
+def _check_partition(evaluation) -> str | None:
+    if evaluation.partition:
+        return evaluation.partition
+    value = evaluation.metadata.get("partition")
+    return str(value.value) if value is not None else None
+
+
+def _step_error(instance: DagsterInstance, run_id: str) -> str | None:
+    for entry in instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE):
+        data = entry.dagster_event.step_failure_data
+        if data.user_failure_data and data.user_failure_data.description:
+            return f"{entry.step_key}: {data.user_failure_data.description}"
+        error = data.error
+        while error is not None and error.cause is not None and _WRAPPERS.match(error.cls_name or ""):
+            error = error.cause
+        if error is not None:
+            return f"{entry.step_key}: {error.message.strip() or error.cls_name}"
+    return None
+
+
+def failed_run_message(instance: DagsterInstance, run: DagsterRun, webhook: AlertWebhook) -> str:
+    blocking = [e for e in _check_evaluations(instance, run.run_id) if not e.passed and e.blocking]
+    if blocking:
+        first = blocking[0]
+        partition = _check_partition(first)
+        cause = f"blocking check {_check_name(first)}{f' [{partition}]' if partition else ''} failed"
+        if first.description:
+            cause += f": {first.description}"
+        if len(blocking) > 1:
+            cause += f" (+{len(blocking) - 1} more failed blocking check(s))"
+    else:
+        cause = _step_error(instance, run.run_id)
+        if cause is None:
+            failures = instance.all_logs(run.run_id, of_type=DagsterEventType.PIPELINE_FAILURE)
+            cause = failures[-1].message if failures and failures[-1].message else "the run failed before any step ran"
+    return message("run failed", run_subject(instance, run), cause, webhook.run_link(run.run_id))
+
+
+def _is_freshness_check(evaluation) -> bool:
+    return evaluation.check_name == FRESHNESS_CHECK or "dagster/freshness_params" in evaluation.metadata
+
+
+def _newly_failing(instance: DagsterInstance, key: AssetCheckKey, run_id: str) -> bool:
+    """The completed evaluation before this run's passed (or there was none): the check just turned late."""
+    history = instance.event_log_storage.get_asset_check_execution_history(key, limit=50)
+    seen_this_run = False
+    for record in history:  # newest first
+        if record.run_id == run_id:
+            seen_this_run = True
+            continue
+        if seen_this_run and record.status.value in ("SUCCEEDED", "FAILED"):
+            return record.status.value == "SUCCEEDED"
+    return True
+
+
+def failed_check_messages(instance: DagsterInstance, run: DagsterRun, webhook: AlertWebhook) -> list[str]:
+    """For a run that succeeded: its failed blocking checks (WARN severity does not fail a run) and its
+    freshness checks that turned from passing to failing."""
+    messages = []
+    for evaluation in _check_evaluations(instance, run.run_id):
+        if evaluation.passed:
+            continue
+        if _is_freshness_check(evaluation):
+            key = AssetCheckKey(evaluation.asset_key, evaluation.check_name)
+            if not _newly_failing(instance, key, run.run_id):
+                continue
+            kind = "not fresh"
+        elif evaluation.blocking:
+            kind = "blocking check failed"
+        else:
+            continue
+        partition = _check_partition(evaluation)
+        subject = evaluation.asset_key.to_user_string() + (f" [{partition}]" if partition else "")
+        cause = f"{evaluation.check_name} failed" + (f": {evaluation.description}" if evaluation.description else "")
+        messages.append(message(kind, subject, cause, webhook.run_link(run.run_id)))
+    return messages
+
+
+def _post_once(context: RunStatusSensorContext, webhook: AlertWebhook, messages: Iterable[str]) -> None:
+    run = context.dagster_run
+    if ALERTED_TAG in run.tags:
+        return  # this tick is evaluated again: its messages went out already
+    messages = list(messages)
+    for text in messages:
+        webhook.post(text)
+    if messages:
+        context.instance.add_run_tags(run.run_id, {ALERTED_TAG: str(len(messages))})
+        context.log.info(f"posted {len(messages)} alert(s) for run {run.run_id}")
+
+
+# --- sensors ----------------------------------------------------------------------------------
+
+
+@run_failure_sensor(
+    name=RUN_FAILURE_SENSOR,
+    # Runs started with `dagster asset materialize` have no code location: only this catches them.
+    monitor_all_code_locations=True,
+    default_status=_default_status(),
+    minimum_interval_seconds=SETTINGS.tick_interval_s,
+    description="Posts one message per failed run to LAKE_ALERT_WEBHOOK_URL: assets, partition, cause, link.",
+)
+def run_failure_alerts(context: RunFailureSensorContext, webhook: AlertWebhook) -> None:
+    if not webhook.enabled:
+        context.log.info(f"alerts are off ({WEBHOOK_VARIABLE} is unset): run {context.dagster_run.run_id} not posted")
+        return
+    _post_once(context, webhook, [failed_run_message(context.instance, context.dagster_run, webhook)])
+
+
+@run_status_sensor(
+    name=CHECK_FAILURE_SENSOR,
+    run_status=DagsterRunStatus.SUCCESS,
+    monitor_all_code_locations=True,
+    default_status=_default_status(),
+    minimum_interval_seconds=SETTINGS.tick_interval_s,
+    description="Posts to LAKE_ALERT_WEBHOOK_URL the failed blocking checks and newly failing freshness checks of successful runs.",
+)
+def check_failure_alerts(context: RunStatusSensorContext, webhook: AlertWebhook) -> None:
+    if not webhook.enabled:
+        return
+    _post_once(context, webhook, failed_check_messages(context.instance, context.dagster_run, webhook))
+
+
+@sensor(
+    name=FRESHNESS_SENSOR,
+    default_status=_default_status(),
+    minimum_interval_seconds=SETTINGS.tick_interval_s,
+    description="Posts to LAKE_ALERT_WEBHOOK_URL when an asset's freshness policy turns FAIL (trusted/filmes).",
+)
+def freshness_alerts(context: SensorEvaluationContext, webhook: AlertWebhook) -> SkipReason:
+    # The freshness daemon keeps one state per asset; the cursor holds the states this sensor last
+    # saw, so a turn to FAIL is posted once (and again only after the asset was fresh in between).
+    records = context.instance.get_freshness_state_records(list(FRESHNESS_POLICIES))
+    states = {key.to_user_string(): record.freshness_state.value for key, record in records.items()}
+    if context.cursor is None:
+        context.update_cursor(json.dumps(states, sort_keys=True))
+        return SkipReason("started: alerting on freshness changes from now on")
+    seen = json.loads(context.cursor)
+    posted, failed = 0, None
+    for name, state in sorted(states.items()):
+        if state != "FAIL" or seen.get(name) == "FAIL" or not webhook.enabled:
+            continue
+        was = seen.get(name, "UNKNOWN")
+        try:
+            webhook.post(
+                message(
+                    "not fresh",
+                    name,
+                    f"freshness policy turned FAIL (was {was})",
+                    webhook.asset_link(AssetKey.from_user_string(name)),
+                )
+            )
+            posted += 1
+        except AlertDeliveryError as error:
+            states[name] = was  # still news at the next tick
+            failed = error
+            context.log.error(f"{error}; trying again next tick")
+    context.update_cursor(json.dumps(states, sort_keys=True))
+    off = "" if webhook.enabled else f" ({WEBHOOK_VARIABLE} is unset: alerts are off)"
+    return SkipReason(f"{posted} freshness alert(s) posted{off}" + (f"; the webhook failed: {failed}" if failed else ""))
+
+
+ALERT_SENSORS = [run_failure_alerts, check_failure_alerts, freshness_alerts]
