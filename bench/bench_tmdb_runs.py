@@ -16,10 +16,8 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 # Before lake_assets is imported: the daily partitions of this history start in 2024.
@@ -29,23 +27,11 @@ from dagster import DagsterEventType, DagsterInstance  # noqa: E402
 
 from lake_assets.resources import LakeResource  # noqa: E402
 from lake_tools.devserver import SparkConnectServer  # noqa: E402
-from lake_tools.processes import free_port  # noqa: E402
+from lake_tools.processes import free_port, timed_run  # noqa: E402
 from lake_tools.seed_history import seed, snapshot_records  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 START = dt.date(2024, 1, 1)
-# Runs a command and prints the peak RSS (MB) of its process tree's largest process on the last line.
-_PEAK_RSS = "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024); sys.exit(r.returncode)"
-
-
-def run(args: list[str], env: dict, cwd: Path) -> tuple[float, int]:
-    """Wall seconds and peak RSS (MB) of one whole process."""
-    started = time.monotonic()
-    done = subprocess.run([sys.executable, "-c", _PEAK_RSS, *args], env=env, cwd=cwd, capture_output=True, text=True)
-    elapsed = time.monotonic() - started
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
-    return elapsed, int(done.stdout.strip().splitlines()[-1])
 
 
 def in_run(home: Path) -> tuple[float, int]:
@@ -92,7 +78,7 @@ def main() -> None:
         for attempt in range(args.repeat + 1):
             day = days[100 + attempt]
             for name, command in (("toy asset", toy), ("trusted/tmdb", project)):
-                seconds, _ = run([*command, "--partition", day], env, work)
+                seconds, _ = timed_run([*command, "--partition", day], env, work)
                 if attempt:  # the first round warms the server's caches for both
                     timings[name].append((seconds, in_run(home)[0]))
         print(
@@ -109,7 +95,7 @@ def main() -> None:
         for count in (1, 365, args.days_all):
             first, last = days[0], days[count - 1]
             selection = ["--partition", first] if count == 1 else ["--partition-range", f"{first}...{last}"]
-            seconds, peak = run([*project, *selection], env, work)
+            seconds, peak = timed_run([*project, *selection], env, work)
             inside, metadata = in_run(home)
             rows.append((count, seconds, inside, peak, rss_mb(spark.pid()), metadata, sum(landed[d] for d in days[:count])))
         one = rows[0][1]

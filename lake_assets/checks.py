@@ -1,9 +1,15 @@
-"""Asset checks: every rule of a table's contract is an asset check on that table.
+"""Asset checks: each trusted table's contract is one asset check on that table, per partition.
 
-The checks are declared on the trusted assets (`check_specs`), partitioned like them, and `fail`
-rules are blocking. Their results come from the contract's evaluation in the asset's own run (see
-`TrustedParquetIOManager.publish`), one per rule per partition, so the UI shows which day broke
-which rule, and re-running just those days is one selection.
+The check is declared on the trusted asset (`check_specs`) and partitioned like it. Its result per
+table or day comes from the contract's evaluation in the asset's own run (see
+`TrustedParquetIOManager.publish`): it fails with ERROR severity, and blocks, when a `fail` rule
+broke (that day was not published); with WARN severity when only `warn` rules were broken; and its
+description names the rules, so the UI shows which day broke which rule. Its metadata holds every
+rule's counts, samples and text; the quality log holds the same, one row per rule.
+
+One check for the rule set, not one per rule: every check result is an event the Dagster instance
+stores, and a year-long backfill of 17 rules would be 6,000 of them (measured: 23 ms each on the
+default SQLite storage, so 2.5 minutes of bookkeeping for 55,000 rows).
 """
 
 import warnings
@@ -19,14 +25,17 @@ from dagster import (
     AssetRecordsFilter,
     Failure,
     MaterializeResult,
+    MetadataValue,
     Output,
     PartitionsDefinition,
     PreviewWarning,
 )
 from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluationTargetMaterializationData
 
-from lake_assets.contracts import SCHEMA_CHECK, Contract, RuleResult, Severity
+from lake_assets.contracts import Contract, RuleResult, Severity
 from lake_assets.io_managers import PartitionOutcome, PublishReport
+
+CONTRACT_CHECK = "contract"
 
 # Partitioned asset checks are a 1.13 preview feature; they are what makes per-day results possible.
 warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=PreviewWarning)
@@ -35,25 +44,22 @@ warnings.filterwarnings("ignore", message="Specifying a partitions_def on an Ass
 def check_specs(
     contract: Contract, asset_key: AssetKey, partitions_def: PartitionsDefinition | None = None
 ) -> list[AssetCheckSpec]:
-    """One check per rule (and one for the schema), blocking for `fail` rules."""
-    described = {SCHEMA_CHECK: (Severity.FAIL, "The table's columns and types are those of an accepted layout.")}
-    described.update({rule.name: (rule.severity, rule.description) for rule in contract.rules})
+    """The contract check: blocking, so a day that broke a `fail` rule holds back what reads it."""
+    rules = ", ".join(f"{rule.name} ({rule.severity})" for rule in contract.rules)
     return [
         AssetCheckSpec(
-            name,
+            CONTRACT_CHECK,
             asset=asset_key,
-            description=f"[{severity}] {text}",
-            blocking=severity is Severity.FAIL,
+            description=f"{contract.description} Schema contract and rules: {rules}. See docs/contracts.md.",
+            blocking=True,
             partitions_def=partitions_def,
-            metadata={"severity": str(severity)},
         )
-        for name, (severity, text) in described.items()
     ]
 
 
 def contract_events(context: AssetExecutionContext, report: PublishReport, table: str) -> Iterator:
     """The events of a trusted asset's run, from its publish report: each published partition's
-    materialisation (with its own metadata), then every rule's result per partition. When a
+    materialisation (with its own metadata), then the contract's result per partition. When a
     partition broke a `fail` rule, the others are still recorded and the run fails at the end,
     naming the partitions that kept their previous version."""
 
@@ -73,8 +79,7 @@ def contract_events(context: AssetExecutionContext, report: PublishReport, table
         yield MaterializeResult()
     targets = _materializations(context, [o.partition for o in published])
     for outcome in report.outcomes:
-        for result in outcome.results:
-            yield _evaluation(context.asset_key, outcome, result, targets.get(outcome.partition))
+        yield _evaluation(context.asset_key, outcome, targets.get(outcome.partition))
     if report.not_published:
         raise Failure(description=report.failure_message(table), allow_retries=False)
     for spec in context.assets_def.check_specs:
@@ -82,44 +87,58 @@ def contract_events(context: AssetExecutionContext, report: PublishReport, table
 
 
 def schema_failure(asset_key: AssetKey, message: str) -> AssetCheckEvaluation:
-    """The schema contract's result when the source's header fits no accepted layout (nothing read)."""
+    """The contract's result when the source's header fits no accepted layout (nothing was read)."""
     return AssetCheckEvaluation(
         asset_key=asset_key,
-        check_name=SCHEMA_CHECK,
+        check_name=CONTRACT_CHECK,
         passed=False,
-        metadata={"severity": str(Severity.FAIL), "action": "not published"},
+        metadata={"broken": ["schema_contract"], "action": "not published"},
         severity=AssetCheckSeverity.ERROR,
         description=message,
         blocking=True,
     )
 
 
-def _evaluation(asset_key: AssetKey, outcome: PartitionOutcome, result: RuleResult, target) -> AssetCheckEvaluation:
-    metadata = {
-        "severity": str(result.severity),
-        "violations": result.violations,
-        "rows_checked": result.checked,
-        "action": "not published"
-        if result.blocks_publish
-        else ("rows dropped to _rejected/" if result.severity is Severity.DROP and result.violations else "none"),
-    }
-    if result.samples:
-        metadata["samples"] = result.samples
-    if result.measured:
-        metadata["measured"] = result.measured
-    if not result.applicable:
-        metadata["action"] = "not applicable to this source layout"
+def _evaluation(asset_key: AssetKey, outcome: PartitionOutcome, target) -> AssetCheckEvaluation:
+    broken = outcome.broken
+    warned = [r for r in outcome.results if r.severity is Severity.WARN and r.violations and r.applicable]
+    dropped = {r.name: r.violations for r in outcome.results if r.severity is Severity.DROP and r.violations}
+    if broken:
+        description = "Not published, previous version kept: " + "; ".join(r.summary() for r in broken)
+    elif warned:
+        description = "Published with warnings: " + "; ".join(r.summary() for r in warned)
+    else:
+        kept = sum(1 for r in outcome.results if r.applicable)
+        description = f"Kept all {kept} applicable rules" + (f"; rows set aside: {dropped}" if dropped else "")
     return AssetCheckEvaluation(
         asset_key=asset_key,
-        check_name=result.name,
-        passed=result.passed,
-        metadata=metadata,
-        severity=AssetCheckSeverity.ERROR if result.severity is Severity.FAIL else AssetCheckSeverity.WARN,
-        description=result.summary(),
-        blocking=result.severity is Severity.FAIL,
+        check_name=CONTRACT_CHECK,
+        passed=not broken and not warned,
+        metadata={
+            "broken": [r.name for r in broken],
+            "warned": [r.name for r in warned],
+            "dropped_rows": dropped,
+            "violations": {r.name: r.violations for r in outcome.results if r.violations},
+            "rules": MetadataValue.md(_rules_table(outcome.results)),
+            "action": "not published" if broken else "published",
+        },
+        severity=AssetCheckSeverity.ERROR if broken else AssetCheckSeverity.WARN,
+        description=description,
+        blocking=True,
         partition=outcome.partition,
         target_materialization_data=target,
     )
+
+
+def _rules_table(results: list[RuleResult]) -> str:
+    lines = ["| rule | severity | violations | rows checked | measured | samples | rule text |", "|---|---|---|---|---|---|---|"]
+    for r in results:
+        violations = r.violations if r.applicable else "n/a"
+        samples = ", ".join(s.replace("|", "\\|") for s in r.samples)
+        lines.append(
+            f"| {r.name} | {r.severity} | {violations} | {r.checked} | {r.measured} | {samples} | {r.description.replace('|', '/')} |"
+        )
+    return "\n".join(lines)
 
 
 def _materializations(context: AssetExecutionContext, partitions: list) -> dict:

@@ -54,6 +54,30 @@ class DagsterServer:
             raise AssertionError(f"GraphQL errors: {json.dumps(body['errors'])[:2000]}")
         return body["data"]
 
+    def wait(self, what: str, check, timeout: float, every: float = 2.0):
+        """Poll `check` until it returns something truthy; on timeout, fail with the deployment's log."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = check()
+            if result:
+                return result
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"timed out after {timeout:.0f}s waiting for {what}\n--- dagster dev log ---\n{self.log_tail()}"
+                )
+            time.sleep(every)
+
+    def launch_backfill(self, path: list[str], partitions: list[str], title: str) -> str:
+        """A backfill of one asset's partitions, as the UI's Materialize... launches it; its id."""
+        data = self.graphql(
+            """mutation Backfill($params: LaunchBackfillParams!) {
+                 launchPartitionBackfill(backfillParams: $params) {
+                   __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }""",
+            {"params": {"partitionNames": partitions, "assetSelection": [{"path": path}], "title": title}},
+        )["launchPartitionBackfill"]
+        assert data["__typename"] == "LaunchBackfillSuccess", data
+        return data["backfillId"]
+
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 

@@ -67,9 +67,9 @@ def test_filmes_sample_typed_with_rejections_counted(lake, spark_resource):
     assert any("\n" in o for o in overviews) and any('"nunca mais"' in o for o in overviews)
     assert table.column("data_de_lancamento").null_count == 21  # the sample's empty dates
     assert {c.name for c in meta["dagster/column_schema"].columns} == set(table.column_names)
-    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
-    assert len(checks) == 15 and all(c.passed for c in checks.values())
-    assert checks["rows_reconcile_with_source"].metadata["measured"].value == "2000 source records; 1998 published + 2 rejected"
+    (contract,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "contract"]
+    assert contract.passed and contract.metadata["violations"].value == {}
+    assert "2000 source records; 1998 published + 2 rejected" in contract.metadata["rules"].value
 
 
 def test_rematerialising_replaces_exactly(lake, spark_resource):
@@ -145,9 +145,9 @@ def test_tmdb_partition_from_offline_snapshot(lake, spark_resource):
     assert table.schema.field("produtoras").type == pa.list_(pa.string())
     assert "dt" not in table.column_names  # the partition is the folder
     assert "| produtora |" in meta["movies_by_company"] and "| idioma_original |" in meta["movies_by_language"]
-    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
-    assert all(c.passed and c.partition == today for c in checks.values())
-    assert checks["one_row_per_movie_per_day"].metadata["rows_checked"].value == len(ids)
+    (contract,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "contract"]
+    assert contract.passed and contract.partition == today and contract.metadata["dropped_rows"].value == {}
+    assert f"| one_row_per_movie_per_day | drop | 0 | {len(ids)} |" in contract.metadata["rules"].value
 
 
 def test_duckdb_reads_trusted_tmdb_with_hive_partitioning(tmp_path, spark_resource):

@@ -165,8 +165,9 @@ def _run_notas(lake, spark_resource, rows_by_day: dict, days: list[str]):
     )
 
 
-def _checks(result) -> dict[tuple[str, str], object]:
-    return {(c.partition, c.check_name): c for c in result.get_asset_check_evaluations()}
+def _contract(result) -> dict:
+    """The contract check's result per partition."""
+    return {c.partition: c for c in result.get_asset_check_evaluations() if c.check_name == "contract"}
 
 
 def test_fail_drop_and_warn_on_each_day_of_a_range(lake, spark_resource):
@@ -193,14 +194,14 @@ def test_fail_drop_and_warn_on_each_day_of_a_range(lake, spark_resource):
     assert read.bytes_of("trusted/notas/dt=2024-03-02/") == before  # byte for byte the previous version
     assert sorted(read.table("trusted/notas/dt=2024-03-03/").column("nota").to_pylist()) == [8.0]
 
-    checks = _checks(result)
-    assert checks[("2024-03-01", "id_present")].passed and checks[("2024-03-01", "id_present")].metadata["violations"].value == 1
-    warned = checks[("2024-03-01", "nota_not_9")]
-    assert not warned.passed and warned.severity.value == "WARN" and warned.metadata["samples"].value == ["9.5"]
-    broken = checks[("2024-03-02", "nota_0_to_10")]
-    assert not broken.passed and broken.blocking and broken.metadata["violations"].value == 2
-    assert not checks[("2024-03-03", "at_least_one_row")].passed
-    assert checks[("2024-03-03", "nota_0_to_10")].passed  # each day judged on its own rows
+    checks = _contract(result)
+    day1, day2, day3 = checks["2024-03-01"], checks["2024-03-02"], checks["2024-03-03"]
+    assert not day1.passed and day1.severity.value == "WARN"  # published, but a warn rule broke
+    assert day1.metadata["dropped_rows"].value == {"id_present": 1} and day1.metadata["warned"].value == ["nota_not_9"]
+    assert "| nota_not_9 | warn | 1 | 2 |  | 9.5 |" in day1.metadata["rules"].value
+    assert not day2.passed and day2.severity.value == "ERROR" and day2.blocking
+    assert day2.metadata["broken"].value == ["nota_0_to_10"] and day2.metadata["violations"].value["nota_0_to_10"] == 2
+    assert day3.metadata["broken"].value == ["at_least_one_row"]  # each day judged on its own rows
     materialized = {e.partition for e in result.get_asset_materialization_events()}
     assert materialized == {"2024-03-01"}  # only the published day is recorded as materialised
 
@@ -311,8 +312,8 @@ def test_a_header_that_fits_no_layout_fails_the_schema_contract_never_a_one_colu
     result = _filmes(lake, spark_resource, source)
     assert not result.success
     assert "match none of the accepted layouts (seed, programme_movies, programme_series)" in _failure(result)
-    (schema,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "schema_contract"]
-    assert not schema.passed
+    (contract,) = _contract(result).values()
+    assert not contract.passed and contract.metadata["broken"].value == ["schema_contract"]
     assert not list(lake.storage("trusted").list("trusted/filmes/"))
 
 
@@ -352,9 +353,8 @@ def test_a_filmes_csv_landed_from_outside_passes_its_checks(lake, spark_resource
     result = materialize(
         [raw.filmes_csv, trusted.filmes], selection=[trusted.filmes.key], resources=lake_resources(lake, spark_resource)
     )
-    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
-    assert all(c.passed for c in checks.values())
-    assert checks["rows_reconcile_with_source"].metadata["measured"].value == "120 source records; 118 published + 2 rejected"
+    (contract,) = _contract(result).values()
+    assert contract.passed and "120 source records; 118 published + 2 rejected" in contract.metadata["rules"].value
 
 
 # --- raw TMDB folders with records that are not records ------------------------------------------
@@ -380,8 +380,8 @@ def test_malformed_lines_and_a_stray_file_are_rejected_and_downstream_reads_only
         partition_key=day,
     )
     assert result.success
-    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
-    assert all(c.passed for c in checks.values())
+    (contract,) = _contract(result).values()
+    assert contract.passed and contract.metadata["violations"].value == {}  # parse rejects break no rule
     meta = {k: v.value for k, v in next(e for e in result.get_asset_materialization_events()).materialization.metadata.items()}
     assert meta["rejected_rows"] == 4 and meta["dagster/row_count"] == landed
     rejected = Lake(lake).table(f"trusted/tmdb/dt={day}/", rejected=True).to_pylist()
@@ -427,8 +427,9 @@ def test_a_bad_day_in_a_five_day_backfill_keeps_its_previous_version_and_the_oth
     assert {e.partition for e in result.get_asset_materialization_events() if e.asset_key == trusted.tmdb.key} == set(days) - {
         bad_day
     }
-    checks = {(c.partition, c.check_name): c.passed for c in result.get_asset_check_evaluations()}
-    assert [day for day in days if not checks[(day, "media_de_votos_0_to_10")]] == [bad_day]
+    checks = _contract(result)
+    assert [day for day in days if checks[day].metadata["broken"].value] == [bad_day]
+    assert checks[bad_day].metadata["broken"].value == ["media_de_votos_0_to_10"]
     rows = duckdb.sql(
         f"select dt, count(*) from read_parquet('{tmp_path}/lake/trusted/tmdb/*/*.parquet', hive_partitioning=true) group by dt"
     )

@@ -30,19 +30,6 @@ RUNS = """query Runs($tags: [ExecutionTag!]) {
   runsOrError(filter: {tags: $tags}) { ... on Runs { results { runId status tags { key value } } } } }"""
 
 
-def _wait(what: str, check, timeout: float, server, every: float = 2.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"timed out after {timeout:.0f}s waiting for {what}\n--- dagster dev log ---\n{server.log_tail()}"
-            )
-        time.sleep(every)
-
-
 def _raw_movie_ids(lake_root: Path, day: str) -> int:
     """Distinct movie ids in one raw partition's JSON Lines: what trusted/tmdb must hold for that day."""
     ids = set()
@@ -93,17 +80,6 @@ def _materialized(server, *path: str) -> set[str]:
     return days
 
 
-def _launch_backfill(server, path: list[str], partitions: list[str], title: str) -> str:
-    data = server.graphql(
-        """mutation Backfill($params: LaunchBackfillParams!) {
-             launchPartitionBackfill(backfillParams: $params) {
-               __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }""",
-        {"params": {"partitionNames": partitions, "assetSelection": [{"path": path}], "title": title}},
-    )["launchPartitionBackfill"]
-    assert data["__typename"] == "LaunchBackfillSuccess", data
-    return data["backfillId"]
-
-
 @pytest.fixture(scope="module")
 def records():
     return snapshot_records()
@@ -113,7 +89,7 @@ def records():
 def backfill(dagster_server, records):
     """30 days of raw history landed from outside, then one backfill of trusted/tmdb over them."""
     landed = seed(dagster_server.lake, dt.date.fromisoformat(HISTORY[0]), len(HISTORY), records)
-    backfill_id = _launch_backfill(dagster_server, ["trusted", "tmdb"], HISTORY, "e2e 30 days")
+    backfill_id = dagster_server.launch_backfill(["trusted", "tmdb"], HISTORY, "e2e 30 days")
 
     def finished():
         status = dagster_server.graphql(
@@ -122,7 +98,7 @@ def backfill(dagster_server, records):
         )["partitionBackfillOrError"]["status"]
         return status if status in ("COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED") else None
 
-    status = _wait("the backfill to finish", finished, BACKFILL_TIMEOUT_S, dagster_server)
+    status = dagster_server.wait("the backfill to finish", finished, BACKFILL_TIMEOUT_S)
     return {"id": backfill_id, "status": status, "landed": landed}
 
 
@@ -207,12 +183,8 @@ def test_the_sensor_registers_new_raw_files_and_their_trusted_partitions_appear(
 
     # First tick: a full listing finds the 30 seeded days. The backfill already read them, so it
     # registers raw/tmdb_json for each day and requests no run.
-    first = _wait(
-        "the sensor's first tick",
-        lambda: [t for t in ticks() if t["status"] in ("SUCCESS", "SKIPPED", "FAILURE")],
-        90,
-        dagster_server,
-        1.0,
+    first = dagster_server.wait(
+        "the sensor's first tick", lambda: [t for t in ticks() if t["status"] in ("SUCCESS", "SKIPPED", "FAILURE")], 90, 1.0
     )
     assert first[-1]["status"] != "FAILURE" and first[-1]["runIds"] == [], first
 
@@ -222,16 +194,15 @@ def test_the_sensor_registers_new_raw_files_and_their_trusted_partitions_appear(
         rows = _trusted_rows(dagster_server.lake_root)
         return all(day in rows for day in ARRIVALS) and rows
 
-    rows = _wait("the sensor's run to write the new partitions", arrived, SENSOR_TIMEOUT_S, dagster_server)
+    rows = dagster_server.wait("the sensor's run to write the new partitions", arrived, SENSOR_TIMEOUT_S)
     assert (
         {day: rows[day] for day in ARRIVALS} == {day: _raw_movie_ids(dagster_server.lake_root, day) for day in ARRIVALS} == landed
     )
 
-    runs = _wait(
+    runs = dagster_server.wait(
         "the sensor's run to succeed",
         lambda: [r for r in _runs(dagster_server, **{"dagster/sensor_name": SENSOR_NAME}) if r["status"] == "SUCCESS"],
         60,
-        dagster_server,
     )
     all_sensor_runs = _runs(dagster_server, **{"dagster/sensor_name": SENSOR_NAME})
     assert [r["status"] for r in all_sensor_runs] == ["SUCCESS"]  # one range run for the two contiguous days
@@ -254,7 +225,7 @@ def test_the_schedule_collects_today_and_trusted_follows_without_a_click(dagster
         runs = [r for r in _runs(dagster_server, **{"dagster/schedule_name": COLLECT_SCHEDULE}) if r["status"] == "SUCCESS"]
         return runs
 
-    (scheduled,) = _wait("the scheduled collection", collected, SCHEDULE_TIMEOUT_S, dagster_server)
+    (scheduled,) = dagster_server.wait("the scheduled collection", collected, SCHEDULE_TIMEOUT_S)
     day = {t["key"]: t["value"] for t in scheduled["tags"]}["dagster/partition"]
     assert day in _recent_days()
 
@@ -262,7 +233,7 @@ def test_the_schedule_collects_today_and_trusted_follows_without_a_click(dagster
         runs = _runs(dagster_server, **{"dagster/sensor_name": AUTOMATION_SENSOR})
         return [r for r in runs if r["status"] == "SUCCESS" and _partition_of(r) == day]
 
-    (automated,) = _wait("trusted/tmdb to follow through automation", followed, SCHEDULE_TIMEOUT_S, dagster_server)
+    (automated,) = dagster_server.wait("trusted/tmdb to follow through automation", followed, SCHEDULE_TIMEOUT_S)
     rows = _trusted_rows(dagster_server.lake_root)
     assert rows[day] == _raw_movie_ids(dagster_server.lake_root, day) > 100  # the snapshot's ~123 movies
 
@@ -277,18 +248,18 @@ def test_the_schedule_collects_today_and_trusted_follows_without_a_click(dagster
 
 
 def test_a_failed_run_posts_exactly_one_alert_with_no_secret_in_it(dagster_server):
-    backfill_id = _launch_backfill(dagster_server, ["raw", "tmdb_json"], [FAILING_DAY], "e2e alert")
+    backfill_id = dagster_server.launch_backfill(["raw", "tmdb_json"], [FAILING_DAY], "e2e alert")
 
     def failed():
         return [r for r in _runs(dagster_server, **{"dagster/backfill": backfill_id}) if r["status"] == "FAILURE"]
 
-    (run,) = _wait("the run collecting a past day to fail", failed, ALERT_TIMEOUT_S, dagster_server)
+    (run,) = dagster_server.wait("the run collecting a past day to fail", failed, ALERT_TIMEOUT_S)
     run_id = run["runId"]
 
     def alerted():
         return [text for text in dagster_server.webhook.messages if run_id in text]
 
-    (text,) = _wait("its alert", alerted, ALERT_TIMEOUT_S, dagster_server, 1.0)
+    (text,) = dagster_server.wait("its alert", alerted, ALERT_TIMEOUT_S, 1.0)
     assert text.startswith(f"lake_assets: run failed | raw/tmdb_json [{FAILING_DAY}] | ")
     assert "TMDB serves only current data" in text and text.endswith(f"| {dagster_server.url}/runs/{run_id}")
 

@@ -137,3 +137,21 @@ def reap(watcher: subprocess.Popen | None, timeout: float = 5) -> None:
     except subprocess.TimeoutExpired:
         watcher.kill()
         watcher.wait()
+
+
+# Runs a command and prints, last, the peak RSS in MB of the largest process of its tree (Linux's
+# RUSAGE_CHILDREN: the command and everything it waited for, e.g. a JVM).
+_PEAK_RSS = (
+    "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024); sys.exit(r.returncode)"
+)
+
+
+def timed_run(args: list[str], env: dict | None = None, cwd: Path | None = None) -> tuple[float, int]:
+    """Wall seconds and peak RSS (MB) of one whole process; its output is kept only for an error."""
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", _PEAK_RSS, *args], env=env, cwd=cwd, capture_output=True, text=True)
+    elapsed = time.monotonic() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
+    return elapsed, int(done.stdout.strip().splitlines()[-1])

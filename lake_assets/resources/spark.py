@@ -56,6 +56,9 @@ class SparkResource(LazyPySparkResource):
             # Spark 4 reads CSV only in a short list of charsets; windows-1252 (what Excel in Brazil
             # saves) is a JDK charset it accepts only with this on.
             "spark.sql.legacy.javaCharsets": "true",
+            # A backfill reads hundreds of named files; above 32 Spark lists them with a distributed
+            # job of their own (seconds), when the driver knows them already.
+            "spark.sql.sources.parallelPartitionDiscovery.threshold": "100000",
         }
         if self.remote:
             return {"spark.remote": self.remote, **common, **self.spark_config}
