@@ -74,8 +74,10 @@ def split(flagged: DataFrame, contract: Contract, layout: str) -> Split:
         *[F.count_if(F.col(f)).alias(f) for f in flags],
         *[F.count_if(F.col(REJECT_REASON) == r.name).alias(r.name) for r in contract.dropping_rules(layout)],
     )
+    # Both sides read through the observation: it also keeps Spark from pushing the filters below the
+    # rules, where each would evaluate every rule (and the parse) a second time.
     good = observed.filter(~rejected_row).drop(RAW, REJECT_REASON, *flags)
-    rejected = flagged.filter(rejected_row).select(f"{RAW}.*", REJECT_REASON, *([part] if part else []))
+    rejected = observed.filter(rejected_row).select(f"{RAW}.*", REJECT_REASON, *([part] if part else []))
     return Split(good, rejected, observation)
 
 

@@ -261,19 +261,24 @@ class Contract:
 
     def apply(self, df: DataFrame, layout: str) -> DataFrame:
         """Mark drop-rule violations in `_reject_reason` (the first rule broken; a parse failure stays
-        first) and add a `_violates_<rule>` column per warn/fail row rule, evaluated on good rows only."""
+        first) and add a `_violates_<rule>` column per warn/fail row rule, evaluated on good rows only.
+
+        The reason is one `coalesce` over all row rules, not one nested rewrite per rule: Spark would
+        inline a nested chain into every expression that reads it, multiplying the work per row.
+        Uniqueness comes after, so a row already set aside is never the one a duplicate is kept for."""
+        part = self.partition_column
         rules = self.applicable(layout)
-        for rule in rules:
-            if rule.severity is Severity.DROP and not isinstance(rule, TableRule):
-                broken = rule.violated(self.partition_column)
-                df = df.withColumn(
-                    REJECT_REASON,
-                    F.when(F.col(REJECT_REASON).isNull() & broken, F.lit(rule.name)).otherwise(F.col(REJECT_REASON)),
-                )
+        drops = [r for r in rules if r.severity is Severity.DROP and not isinstance(r, TableRule)]
+        by_row = [r for r in drops if not isinstance(r, Unique)]
+        if by_row:
+            df = df.withColumn(
+                REJECT_REASON, F.coalesce(F.col(REJECT_REASON), *[F.when(r.violated(part), F.lit(r.name)) for r in by_row])
+            )
+        for rule in (r for r in drops if isinstance(r, Unique)):
+            df = df.withColumn(REJECT_REASON, F.coalesce(F.col(REJECT_REASON), F.when(rule.violated(part), F.lit(rule.name))))
         flags = [
-            (F.col(REJECT_REASON).isNull() & rule.violated(self.partition_column)).alias(FLAG_PREFIX + rule.name)
-            for rule in rules
-            if rule.severity is not Severity.DROP and not isinstance(rule, TableRule)
+            (F.col(REJECT_REASON).isNull() & rule.violated(part)).alias(FLAG_PREFIX + rule.name)
+            for rule in self.flagged_rules(layout)
         ]
         return df.select("*", *flags) if flags else df
 

@@ -1,0 +1,128 @@
+"""Headless Chromium driven through the DevTools protocol, for UI tests that must click (a tab the URL
+does not name): open a page, wait for text, click an element by its text, take a screenshot.
+
+Debian's `chromium` runs with the flags this machine needs (no sandbox as root, no background
+networking, a fresh profile); the protocol goes over a loopback websocket (`websockets`).
+"""
+
+import base64
+import itertools
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from websockets.sync.client import connect
+
+from lake_tools.processes import free_port
+
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
+
+class Browser:
+    def __init__(self, width: int = 1440, height: int = 900):
+        binary = shutil.which("chromium")
+        if binary is None:
+            raise RuntimeError("Chromium is not installed: lake_tools/bootstrap.sh test installs it (apt-get install chromium)")
+        self._profile = tempfile.TemporaryDirectory(prefix="lake-chromium-")
+        port = free_port()
+        self._process = subprocess.Popen(
+            [
+                binary,
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={self._profile.name}",
+                f"--remote-debugging-port={port}",
+                f"--window-size={width},{height}",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its helper processes go with it
+        )
+        page = self._page_target(port)
+        self._socket = connect(page["webSocketDebuggerUrl"], max_size=64 * 1024 * 1024)
+        self._ids = itertools.count(1)
+
+    def _page_target(self, port: int, timeout: float = 30) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=2) as answer:
+                    pages = [t for t in json.load(answer) if t["type"] == "page"]
+                if pages:
+                    return pages[0]
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError("Chromium's DevTools endpoint did not answer")
+            time.sleep(0.2)
+
+    def _call(self, method: str, **params) -> dict:
+        message_id = next(self._ids)
+        self._socket.send(json.dumps({"id": message_id, "method": method, "params": params}))
+        while True:
+            message = json.loads(self._socket.recv())
+            if message.get("id") == message_id:
+                if "error" in message:
+                    raise RuntimeError(f"{method}: {message['error']}")
+                return message["result"]
+
+    def evaluate(self, expression: str):
+        return self._call("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")
+
+    def open(self, url: str) -> None:
+        self._call("Page.navigate", url=url)
+
+    def wait_for_text(self, text: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.evaluate(f"document.body !== null && document.body.innerText.includes({json.dumps(text)})"):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} not on the page after {timeout:.0f}s")
+            time.sleep(0.5)
+
+    def click_text(self, text: str, selector: str = "button, [role=tab], a, div, span", last: bool = False) -> None:
+        """Click the innermost element matching `selector` whose text is exactly `text` (the first on
+        the page, or the last: e.g. a panel's tab named like the page's)."""
+        clicked = self.evaluate(
+            f"""((LAST) => {{
+                const hits = [...document.querySelectorAll({json.dumps(selector)})].filter(e => e.innerText && e.innerText.trim() === {json.dumps(text)});
+                const inner = hits.filter(e => !hits.some(o => o !== e && e.contains(o)));
+                if (!inner.length) return false;
+                inner[LAST ? inner.length - 1 : 0].click();
+                return true;
+            }})({json.dumps(last)})"""
+        )
+        if not clicked:
+            raise AssertionError(f"no element with the text {text!r} to click")
+
+    def screenshot(self, path: Path) -> None:
+        path.write_bytes(base64.b64decode(self._call("Page.captureScreenshot", format="png")["data"]))
+
+    def close(self) -> None:
+        self._socket.close()
+        try:
+            os.killpg(self._process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self._process.wait()
+        self._profile.cleanup()
+
+    def __enter__(self) -> "Browser":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
