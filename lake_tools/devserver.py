@@ -8,7 +8,8 @@ A classic Spark session costs every run 5-6 s of JVM start; against a warm Conne
 partition's run takes about a second of Spark. The server is the one bundled with the pyspark
 package (`sbin/start-connect-server.sh`), bound to 127.0.0.1, with its logs, pid file, temporary
 files and warehouse under `.spark/` in the project. Dagster runs with `DAGSTER_HOME=.dagster_home`
-(the project's `dagster.yaml` is copied there) and `SPARK_REMOTE` pointing at the server.
+(the project's `dagster.yaml` is copied there) and `SPARK_REMOTE` pointing at the server. When
+`SPARK_REMOTE` is already set (a cluster's Connect endpoint), `dev` starts no server and uses it.
 
 `dagster dev` runs in a process group of its own and is stopped as a group; the Spark server is
 stopped through its pid file (`stop-connect-server.sh`), and killed if it has not exited in time.
@@ -38,12 +39,24 @@ _IDENT = "lake_assets"  # names the pid file: spark-lake_assets-<class>-1.pid
 
 
 class SparkConnectServer:
-    """One Spark Connect server whose state (logs, pid file, temp, warehouse) lives in `home`."""
+    """One Spark Connect server whose state (logs, pid file, temp, warehouse) lives in `home`.
 
-    def __init__(self, home: Path, port: int = CONNECT_PORT, driver_memory: str = "2g"):
+    `master` is where its jobs run: `local[2]` inside the server's JVM, or a cluster such as
+    `spark://host:7077` (see lake_tools/cluster.py); `conf` is extra Spark settings, applied last."""
+
+    def __init__(
+        self,
+        home: Path,
+        port: int = CONNECT_PORT,
+        driver_memory: str = "2g",
+        master: str = "local[2]",
+        conf: dict[str, str] | None = None,
+    ):
         self.home = Path(home).resolve()
         self.port = port
         self.driver_memory = driver_memory
+        self.master = master
+        self.conf = dict(conf or {})
 
     @property
     def remote(self) -> str:
@@ -91,7 +104,7 @@ class SparkConnectServer:
         command = [
             str(SPARK_HOME / "sbin" / "start-connect-server.sh"),
             "--master",
-            "local[2]",
+            self.master,
             "--driver-memory",
             self.driver_memory,
             # Without this the JVM leaves its scratch directories in /tmp.
@@ -109,6 +122,7 @@ class SparkConnectServer:
             f"spark.local.dir={home / 'local'}",
             "--conf",
             "spark.sql.session.timeZone=UTC",
+            *(arg for key, value in self.conf.items() for arg in ("--conf", f"{key}={value}")),  # the last --conf of a key wins
         ]
         # A session of its own, so a Ctrl-C meant for `make dev` reaches the JVM only through stop().
         subprocess.run(command, env=self._env(), cwd=home, check=True, start_new_session=True, stdout=subprocess.DEVNULL)
@@ -220,13 +234,17 @@ def dev(port: int) -> int:
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     spark = SparkConnectServer(PROJECT_DIR / ".spark")
-    spark_was_running = spark.pid() is not None and port_open(spark.port)
+    remote = os.environ.get("SPARK_REMOTE")  # a cluster's Connect endpoint: use it, start nothing
+    spark_was_running = bool(remote) or (spark.pid() is not None and port_open(spark.port))
     dagster = None
     code = 0
     try:
-        if spark_was_running:
+        if remote:
+            # Only host and port: the ;-parameters of a Connect URL can carry a token.
+            print(f"Spark: SPARK_REMOTE is set, runs use {remote.split(';')[0]} (no local Connect server)", flush=True)
+        elif spark_was_running:
             print(
-                f"Spark Connect already running (pid {spark.pid()}) on {spark.remote}; it stays up after this (make spark-down)",
+                f"Spark Connect already running (pid {spark.pid()}) on {spark.remote}; it stays up after this (make spark-down; make cluster-down if make cluster-up started it)",
                 flush=True,
             )
         else:
@@ -238,7 +256,7 @@ def dev(port: int) -> int:
             "about ./dagster.yaml not being used refers to the original); Ctrl-C stops everything",
             flush=True,
         )
-        dagster = start_dagster_dev(home, {**os.environ, "SPARK_REMOTE": spark.remote}, port)
+        dagster = start_dagster_dev(home, {**os.environ, "SPARK_REMOTE": remote or spark.remote}, port)
         if not spark_was_running:  # while dagster dev starts
             print(f"Spark Connect warmed up with a small job in {spark.warm_up():.0f}s", flush=True)
         code = dagster.wait()
