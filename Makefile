@@ -93,6 +93,7 @@ bench: install
 	$(BIN)/python bench/bench_s3_publish.py
 	$(BIN)/python bench/bench_tmdb_collect.py
 	$(BIN)/python bench/bench_backfill_sensor.py
+	$(BIN)/python bench/bench_cluster.py
 
 clean:
 	rm -rf lake .dagster_home .spark test-artifacts bench/out

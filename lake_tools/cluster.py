@@ -268,9 +268,7 @@ class StandaloneCluster:
 
     def status(self) -> dict:
         """The master's status JSON: workers (state, cores, memory used), running and finished apps."""
-        response = requests.get(f"{self.ui_url}/json/", timeout=5)
-        response.raise_for_status()
-        return response.json()
+        return _get_json(f"{self.ui_url}/json/")
 
     def connect_conf(self, ui_port: int | None = DRIVER_UI_PORT) -> dict[str, str]:
         """Spark settings for a Connect server whose jobs run on this cluster. `ui_port` None: no driver UI."""
@@ -295,9 +293,7 @@ class StandaloneCluster:
         for worker in self.status()["workers"]:
             if worker["state"] != "ALIVE":
                 continue
-            response = requests.get(f"{worker['webuiaddress']}/json/", timeout=5)
-            response.raise_for_status()
-            info = response.json()
+            info = _get_json(f"{worker['webuiaddress']}/json/")
             found[worker["id"]] = [(e["appid"], str(e["id"])) for e in info["executors"] + info["finishedexecutors"]]
         return found
 
@@ -332,7 +328,7 @@ def _alive_workers(status: dict) -> int:
 
 
 def _get_json(url: str):
-    response = requests.get(url, timeout=10)
+    response = requests.get(url, timeout=5)
     response.raise_for_status()
     return response.json()
 
