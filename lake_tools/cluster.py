@@ -465,8 +465,9 @@ def status(cluster_dir: Path = CLUSTER_DIR) -> int:
         print(f"  app {app['id']} ({app['name']}): {app['cores']} cores, {app['memoryperexecutor']} MiB per executor")
     if state["activeapps"] and connect.get("ui_port") and port_open(connect["ui_port"]):
         print(f"  driver UI of the Spark Connect server: http://127.0.0.1:{connect['ui_port']}")
-        for worker, tasks in cluster.tasks_per_worker(f"http://127.0.0.1:{connect['ui_port']}").items():
-            print(f"  tasks run by the executors of {worker}: {tasks}")
+        for where, tasks in cluster.tasks_per_worker(f"http://127.0.0.1:{connect['ui_port']}").items():
+            owner = "the driver or no worker of this cluster" if where == "elsewhere" else where
+            print(f"  tasks run by the executors of {owner}: {tasks}")
     return 0
 
 
