@@ -68,8 +68,8 @@ def trusted_rows(lake_root: Path) -> dict[str, int]:
 def executor_busy_s(ui: str) -> tuple[float, int]:
     """(seconds of task time, tasks) summed over every executor, from the driver's REST API."""
     busy, tasks = 0, 0
-    for app in requests.get(f"{ui}/api/v1/applications", timeout=5).json():
-        for executor in requests.get(f"{ui}/api/v1/applications/{app['id']}/allexecutors", timeout=5).json():
+    for app in requests.get(f"{ui}/api/v1/applications", timeout=60).json():
+        for executor in requests.get(f"{ui}/api/v1/applications/{app['id']}/allexecutors", timeout=60).json():
             busy += executor["totalDuration"]
             tasks += executor["totalTasks"]
     return busy / 1000, tasks

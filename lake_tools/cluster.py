@@ -328,7 +328,9 @@ def _alive_workers(status: dict) -> int:
 
 
 def _get_json(url: str):
-    response = requests.get(url, timeout=5)
+    # Generous: the driver's first /api/v1 request initialises its REST servlet, which took over 5 s
+    # on this loaded 2-core machine.
+    response = requests.get(url, timeout=60)
     response.raise_for_status()
     return response.json()
 
