@@ -80,6 +80,17 @@ glue-up: install
 glue-down:
 	@$(BIN)/python -m lake_tools.moto_glue down
 
+## A Spark standalone cluster from the installed pyspark: a master (spark://127.0.0.1:7077, UI on
+## :8080) and WORKERS workers of one core and 1 GiB, and Spark Connect on sc://127.0.0.1:15002
+## attached to it (pids and logs in .spark/cluster/ and .spark/logs/). `make dev` then uses it.
+WORKERS ?= 2
+cluster-up: install
+	@PYTHON=$(PYTHON) lake_tools/bootstrap.sh run
+	@$(BIN)/python -m lake_tools.cluster up --workers $(WORKERS)
+## Stop the Connect server, the workers (with their executors) and the master by pid; idempotent.
+cluster-down:
+	@$(BIN)/python -m lake_tools.cluster down
+
 ## DAYS days of raw TMDB history from START, from the offline snapshot, in LAKE_ROOT (for the backfill
 ## and sensor demo). Dates before the first daily partition need TMDB_START_DATE (see the README).
 START ?= 2024-01-01
@@ -95,6 +106,7 @@ bench: install
 	$(BIN)/python bench/bench_tmdb_collect.py
 	$(BIN)/python bench/bench_backfill_sensor.py
 	$(BIN)/python bench/bench_catalog.py
+	$(BIN)/python bench/bench_cluster.py
 
 clean:
 	rm -rf lake .dagster_home .spark .moto test-artifacts bench/out

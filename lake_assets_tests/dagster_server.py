@@ -3,9 +3,12 @@
 `dagster dev` (webserver + daemon + code server) runs with the project's `dagster.yaml` (run queue,
 one run at a time) in a temporary DAGSTER_HOME, a temporary local lake (`LAKE_ROOT`), and a Spark
 Connect server of its own (a free port, state in the session's temp dir), warmed up while Dagster
-starts. Everything is stopped at the end of the session: `dagster dev` by process group, Spark
-through its pid file. If pytest itself dies (SIGKILL, a CI timeout), a small watcher process kills
-both, so no server outlives the test run.
+starts. The Connect server's jobs run on a real cluster: a Spark standalone master and two workers
+of one core and 1 GiB each (lake_tools/cluster.py), so every e2e run is distributed over two
+executor JVMs, as on a cluster of hosts, for about 10 s more start-up than a `local[2]` server
+and no second deployment. Everything is stopped at the end of the session: `dagster dev` by process
+group, Spark through its pid file, the cluster's daemons by pid. If pytest itself dies (SIGKILL, a
+CI timeout), a small watcher process kills them all, so no server outlives the test run.
 
 The deployment runs as `make dev` does, automation on, with settings for a test session: the daily
 collection fires every minute (one run per day all the same: its run key is the partition), the
@@ -23,7 +26,8 @@ import pytest
 import requests
 
 from lake_assets.resources.lake import LakeResource
-from lake_tools.devserver import SparkConnectServer, prepare_dagster_home, start_dagster_dev
+from lake_tools.cluster import StandaloneCluster
+from lake_tools.devserver import prepare_dagster_home, start_dagster_dev
 from lake_tools.fake_webhook import FakeWebhook
 from lake_tools.processes import free_port, reap, start_watchdog, stop_process_group
 
@@ -41,6 +45,8 @@ class DagsterServer:
     log_path: Path
     webhook: FakeWebhook
     spark_remote: str  # the warm Connect server the runs use (its catalog is persistent, as in make dev)
+    cluster: StandaloneCluster
+    spark_ui: str  # the Connect server's driver UI, whose REST API counts each executor's tasks
 
     @property
     def lake(self) -> LakeResource:
@@ -81,6 +87,9 @@ class DagsterServer:
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
+    def tasks_per_worker(self) -> dict[str, int]:
+        return self.cluster.tasks_per_worker(self.spark_ui)
+
 
 def _location_loaded(server: DagsterServer) -> bool:
     data = server.graphql(
@@ -99,8 +108,15 @@ def _location_loaded(server: DagsterServer) -> bool:
 @pytest.fixture(scope="session")
 def dagster_server(tmp_path_factory):
     base = tmp_path_factory.mktemp("dagster-e2e")
-    spark = SparkConnectServer(base / "spark", port=free_port())
-    spark.start()
+    cluster = StandaloneCluster(base / "cluster", workers=2, worker_cores=1, worker_memory="1g")
+    cluster.start()
+    spark_ui = free_port()
+    spark = cluster.connect_server(base / "spark", port=free_port(), ui_port=spark_ui)
+    try:
+        spark.start()
+    except BaseException:
+        cluster.stop()
+        raise
     webhook = FakeWebhook().start()
     home = prepare_dagster_home(base / "dagster_home")
     lake_root = base / "lake"
@@ -118,7 +134,7 @@ def dagster_server(tmp_path_factory):
     with log_path.open("wb") as log:
         # cwd: a folder without a dagster.yaml, so dagster dev uses DAGSTER_HOME's copy and says nothing.
         process = start_dagster_dev(home, env, port, cwd=base, log=log)
-    watcher = start_watchdog(groups=[process.pid], pids=[spark.pid()])
+    watcher = start_watchdog(groups=[process.pid, *cluster.pids().values()], pids=[spark.pid()])
     server = DagsterServer(
         url=f"http://127.0.0.1:{port}",
         lake_root=lake_root,
@@ -126,9 +142,12 @@ def dagster_server(tmp_path_factory):
         log_path=log_path,
         webhook=webhook,
         spark_remote=spark.remote,
+        cluster=cluster,
+        spark_ui=f"http://127.0.0.1:{spark_ui}",
     )
     try:
-        spark.warm_up()  # while Dagster starts
+        cluster.wait_for_executors()  # while Dagster starts
+        spark.warm_up()
         deadline = time.monotonic() + READY_TIMEOUT_S
         while True:
             if process.poll() is not None:
@@ -146,4 +165,5 @@ def dagster_server(tmp_path_factory):
         stop_process_group(process)
         spark.stop()
         webhook.stop()
+        cluster.stop()
         reap(watcher)

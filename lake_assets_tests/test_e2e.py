@@ -87,8 +87,10 @@ def records():
 
 @pytest.fixture(scope="module")
 def backfill(dagster_server, records):
-    """30 days of raw history landed from outside, then one backfill of trusted/tmdb over them."""
+    """30 days of raw history landed from outside, then one backfill of trusted/tmdb over them, with
+    the tasks each worker's executors had run before and after it."""
     landed = seed(dagster_server.lake, dt.date.fromisoformat(HISTORY[0]), len(HISTORY), records)
+    tasks_before = dagster_server.tasks_per_worker()
     backfill_id = dagster_server.launch_backfill(["trusted", "tmdb"], HISTORY, "e2e 30 days")
 
     def finished():
@@ -99,7 +101,8 @@ def backfill(dagster_server, records):
         return status if status in ("COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED") else None
 
     status = dagster_server.wait("the backfill to finish", finished, BACKFILL_TIMEOUT_S)
-    return {"id": backfill_id, "status": status, "landed": landed}
+    tasks_after = dagster_server.tasks_per_worker()
+    return {"id": backfill_id, "status": status, "landed": landed, "tasks": (tasks_before, tasks_after)}
 
 
 def test_the_four_assets_and_their_partitions(dagster_server):
@@ -164,6 +167,23 @@ def test_make_dev_users_query_the_backfilled_partitions_by_name_in_spark_sql(dag
     rows = _trusted_rows(dagster_server.lake_root)
     assert dict(spark.sql("select dt, count(*) from trusted.tmdb group by dt").collect()) == rows
     assert spark.sql("select count(*) from trusted.tmdb where dt = '2024-01-05'").first()[0] == rows["2024-01-05"] > 0
+
+
+def test_the_backfill_ran_in_the_executors_of_both_workers(dagster_server, backfill):
+    """The deployment's Connect server is attached to a standalone master with two workers: the
+    master's status shows both alive with one executor of the server each, and the driver's own
+    count of the tasks each executor ran grew on both during the backfill, and nowhere else."""
+    status = dagster_server.cluster.status()
+    workers = {worker["id"] for worker in status["workers"] if worker["state"] == "ALIVE"}
+    assert len(workers) == 2 and status["aliveworkers"] == 2
+    assert [(app["name"], app["cores"]) for app in status["activeapps"]] == [("Spark Connect server", 2)]
+    assert all(worker["coresused"] == 1 for worker in status["workers"])  # each gave its core to an executor
+
+    before, after = backfill["tasks"]
+    ran = {where: count - before.get(where, 0) for where, count in after.items()}
+    assert ran.keys() - {"elsewhere"} == workers
+    assert all(ran[worker] > 0 for worker in workers), ran
+    assert ran.get("elsewhere", 0) == 0, ran  # the driver ran none: every task ran in a worker's executor
 
 
 def test_the_sensor_registers_new_raw_files_and_their_trusted_partitions_appear(dagster_server, backfill, records):

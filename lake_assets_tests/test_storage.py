@@ -169,7 +169,7 @@ def test_spark_path_is_s3a_only_when_the_cluster_has_s3a(monkeypatch):
     native = open_storage("s3a://bucket/lake/", spark_s3a=True)
     assert native.root_uri == "s3://bucket/lake"
     assert native.spark_path("trusted/filmes/part-0.parquet") == "s3a://bucket/lake/trusted/filmes/part-0.parquet"
-    assert LocalStorage("/tmp/lake").spark_path("x") == "/tmp/lake/x"
+    assert LocalStorage("/tmp/lake").spark_path("raw/dt=2024-01-01/x") == "file:///tmp/lake/raw/dt=2024-01-01/x"
 
     monkeypatch.setenv("LAKE_ROOT", "s3://bucket/lake")
     monkeypatch.setenv("LAKE_SPARK_S3A", "1")

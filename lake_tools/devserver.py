@@ -11,7 +11,8 @@ files and warehouse under `.spark/` in the project. Its table catalog is persist
 the pyspark wheel's jars, an embedded Derby metastore in `.spark/metastore_db`), so the tables the
 runs register (`trusted.tmdb`, see lake_assets/catalog.py) outlive the server and every Connect
 client can query them by name. Dagster runs with `DAGSTER_HOME=.dagster_home`
-(the project's `dagster.yaml` is copied there) and `SPARK_REMOTE` pointing at the server.
+(the project's `dagster.yaml` is copied there) and `SPARK_REMOTE` pointing at the server. When
+`SPARK_REMOTE` is already set (a cluster's Connect endpoint), `dev` starts no server and uses it.
 
 `dagster dev` runs in a process group of its own and is stopped as a group; the Spark server is
 stopped through its pid file (`stop-connect-server.sh`), and killed if it has not exited in time.
@@ -41,12 +42,24 @@ _IDENT = "lake_assets"  # names the pid file: spark-lake_assets-<class>-1.pid
 
 
 class SparkConnectServer:
-    """One Spark Connect server whose state (logs, pid file, temp, warehouse) lives in `home`."""
+    """One Spark Connect server whose state (logs, pid file, temp, warehouse) lives in `home`.
 
-    def __init__(self, home: Path, port: int = CONNECT_PORT, driver_memory: str = "2g"):
+    `master` is where its jobs run: `local[2]` inside the server's JVM, or a cluster such as
+    `spark://host:7077` (see lake_tools/cluster.py); `conf` is extra Spark settings, applied last."""
+
+    def __init__(
+        self,
+        home: Path,
+        port: int = CONNECT_PORT,
+        driver_memory: str = "2g",
+        master: str = "local[2]",
+        conf: dict[str, str] | None = None,
+    ):
         self.home = Path(home).resolve()
         self.port = port
         self.driver_memory = driver_memory
+        self.master = master
+        self.conf = dict(conf or {})
 
     @property
     def remote(self) -> str:
@@ -94,7 +107,7 @@ class SparkConnectServer:
         command = [
             str(SPARK_HOME / "sbin" / "start-connect-server.sh"),
             "--master",
-            "local[2]",
+            self.master,
             "--driver-memory",
             self.driver_memory,
             # Without this the JVM leaves its scratch directories in /tmp.
@@ -113,6 +126,7 @@ class SparkConnectServer:
             "--conf",
             "spark.sql.session.timeZone=UTC",
             *_catalog_conf(home),
+            *(arg for key, value in self.conf.items() for arg in ("--conf", f"{key}={value}")),  # the last --conf of a key wins
         ]
         # A session of its own, so a Ctrl-C meant for `make dev` reaches the JVM only through stop().
         subprocess.run(command, env=self._env(), cwd=home, check=True, start_new_session=True, stdout=subprocess.DEVNULL)
@@ -156,24 +170,8 @@ class SparkConnectServer:
         return time.monotonic() - started
 
     def register_lake(self) -> list[str]:
-        """Register the trusted tables committed in LAKE_ROOT in this server's catalog, and return what
-        was done (one line each). Runs made with a classic session (`make run`) register in no Spark
-        catalog; this makes their tables queryable by name too. In a process of its own, like the
-        warm-up; a failure is reported, not raised: the catalog is a convenience of the dev server."""
-        done = subprocess.run(
-            [sys.executable, "-m", "lake_assets.catalog", "sync", "--no-glue"],
-            env={**os.environ, "SPARK_REMOTE": self.remote},
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-        )
-        lines = [
-            line for line in done.stderr.splitlines() if line.startswith(("Spark catalog:", "catalog:", "lake_assets.catalog:"))
-        ]
-        if done.returncode == 0:
-            return lines
-        tail = done.stderr.strip().splitlines()
-        return [f"Spark catalog not synced: {tail[-1] if tail else f'exit code {done.returncode}'}"]
+        """register_lake() on this server."""
+        return register_lake(self.remote)
 
     def stop(self, timeout: float = 30) -> None:
         pid = self.pid()
@@ -207,6 +205,26 @@ def _catalog_conf(home: Path) -> list[str]:
         "spark.sql.hive.filesourcePartitionFileCacheSize": "0",
     }
     return [arg for name, value in settings.items() for arg in ("--conf", f"{name}={value}")]
+
+
+def register_lake(remote: str) -> list[str]:
+    """Register the trusted tables committed in LAKE_ROOT in the catalog of the Connect server at
+    `remote`, and return what was done (one line each). Runs made with a classic session (`make run`)
+    register in no Spark catalog; this makes their tables queryable by name too. In a process of its
+    own, like the warm-up; a failure is reported, not raised: the catalog is a convenience of the dev
+    server."""
+    done = subprocess.run(
+        [sys.executable, "-m", "lake_assets.catalog", "sync", "--no-glue"],
+        env={**os.environ, "SPARK_REMOTE": remote},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+    )
+    lines = [line for line in done.stderr.splitlines() if line.startswith(("Spark catalog:", "catalog:", "lake_assets.catalog:"))]
+    if done.returncode == 0:
+        return lines
+    tail = done.stderr.strip().splitlines()
+    return [f"Spark catalog not synced: {tail[-1] if tail else f'exit code {done.returncode}'}"]
 
 
 def _warm_up_job(remote: str, scratch: Path) -> None:
@@ -258,13 +276,17 @@ def dev(port: int) -> int:
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     spark = SparkConnectServer(PROJECT_DIR / ".spark")
-    spark_was_running = spark.pid() is not None and port_open(spark.port)
+    remote = os.environ.get("SPARK_REMOTE")  # a cluster's Connect endpoint: use it, start nothing
+    spark_was_running = bool(remote) or (spark.pid() is not None and port_open(spark.port))
     dagster = None
     code = 0
     try:
-        if spark_was_running:
+        if remote:
+            # Only host and port: the ;-parameters of a Connect URL can carry a token.
+            print(f"Spark: SPARK_REMOTE is set, runs use {remote.split(';')[0]} (no local Connect server)", flush=True)
+        elif spark_was_running:
             print(
-                f"Spark Connect already running (pid {spark.pid()}) on {spark.remote}; it stays up after this (make spark-down)",
+                f"Spark Connect already running (pid {spark.pid()}) on {spark.remote}; it stays up after this (make spark-down; make cluster-down if make cluster-up started it)",
                 flush=True,
             )
         else:
@@ -277,11 +299,11 @@ def dev(port: int) -> int:
             flush=True,
         )
         # Alert messages link to this UI unless LAKE_UI_BASE_URL says otherwise (a proxy, another host).
-        env = {"LAKE_UI_BASE_URL": f"http://127.0.0.1:{port}", **os.environ, "SPARK_REMOTE": spark.remote}
+        env = {"LAKE_UI_BASE_URL": f"http://127.0.0.1:{port}", **os.environ, "SPARK_REMOTE": remote or spark.remote}
         dagster = start_dagster_dev(home, env, port)
         if not spark_was_running:  # while dagster dev starts
             print(f"Spark Connect warmed up with a small job in {spark.warm_up():.0f}s", flush=True)
-        for line in spark.register_lake():
+        for line in register_lake(remote or spark.remote):
             print(line, flush=True)
         code = dagster.wait()
     except KeyboardInterrupt:

@@ -151,7 +151,10 @@ class LocalStorage(Storage):
         _prune_empty_parents(folder.parent, self.root)
 
     def spark_path(self, key: str) -> str:
-        return str(self._path(key))
+        # A file: URI, not a bare path: a cluster whose default file system is HDFS (EMR, Dataproc)
+        # would look for a bare path there, not on the shared mount. Not Path.as_uri(): Hadoop does
+        # not decode its %-escapes, and dt=... would become dt%3D...
+        return f"file://{self._path(key)}"
 
 
 def _prune_empty_parents(folder: Path, root: Path) -> None:
