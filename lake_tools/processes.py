@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -141,17 +142,45 @@ def reap(watcher: subprocess.Popen | None, timeout: float = 5) -> None:
 
 # Runs a command and prints, last, the peak RSS in MB of the largest process of its tree (Linux's
 # RUSAGE_CHILDREN: the command and everything it waited for, e.g. a JVM).
-_PEAK_RSS = (
-    "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
-    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024); sys.exit(r.returncode)"
-)
+def tree_rss_mb(root: int) -> int:
+    """Resident memory (MB) of a process and all its descendants now, from /proc (Linux): a Python
+    process that starts a Spark driver JVM (a classic session) counts the JVM too."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    tree, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in tree]
+        tree.update(children)
+        frontier.extend(children)
+    total = 0
+    for pid in tree:
+        try:
+            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # exited meanwhile
+    return total * os.sysconf("SC_PAGE_SIZE") // 2**20
 
 
 def timed_run(args: list[str], env: dict | None = None, cwd: Path | None = None) -> tuple[float, int]:
-    """Wall seconds and peak RSS (MB) of one whole process; its output is kept only for an error."""
+    """Wall seconds and peak resident memory (MB, sampled every 0.2 s) of one whole process tree:
+    the process and every child it starts (a Spark driver JVM, a Dagster run's subprocess). Its
+    output is kept only for an error."""
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-c", _PEAK_RSS, *args], env=env, cwd=cwd, capture_output=True, text=True)
-    elapsed = time.monotonic() - started
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
-    return elapsed, int(done.stdout.strip().splitlines()[-1])
+    with tempfile.TemporaryFile("w+") as output:
+        process = subprocess.Popen(args, env=env, cwd=cwd, stdout=output, stderr=subprocess.STDOUT, text=True)
+        peak = 0
+        while process.poll() is None:
+            peak = max(peak, tree_rss_mb(process.pid))
+            time.sleep(0.2)
+        elapsed = time.monotonic() - started
+        if process.returncode != 0:
+            output.seek(0)
+            raise RuntimeError(f"{' '.join(args)} failed:\n{output.read()[-5000:]}")
+    return elapsed, peak
