@@ -23,7 +23,6 @@ on one machine the local lake folder is; across hosts, see "Running on a real cl
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -32,7 +31,7 @@ from pathlib import Path
 import requests
 
 from lake_tools.devserver import CONNECT_PORT, PROJECT_DIR, SPARK_HOME, SparkConnectServer
-from lake_tools.processes import alive, free_port, free_ports, port_open
+from lake_tools.processes import alive, free_port, free_ports, port_open, stop_pid
 
 MASTER_CLASS = "org.apache.spark.deploy.master.Master"
 WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
@@ -253,7 +252,7 @@ class StandaloneCluster:
             if pid is None and process is not None and process.poll() is None:
                 pid = process.pid  # started by this object, still in spark-class's launcher
             if pid is not None:
-                _terminate(pid, timeout)
+                stop_pid(pid, timeout, kill_group=True)
                 stopped.append(name)
             if name in self._processes:
                 self._processes.pop(name).wait()
@@ -333,23 +332,6 @@ def _get_json(url: str):
     response = requests.get(url, timeout=60)
     response.raise_for_status()
     return response.json()
-
-
-def _terminate(pid: int, timeout: float) -> None:
-    """SIGTERM the daemon; SIGKILL its process group (a worker's executors with it) if it lingers."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while alive(pid):
-        if time.monotonic() > deadline:
-            try:
-                os.killpg(pid, signal.SIGKILL)  # started with start_new_session: its group id is its pid
-            except ProcessLookupError:
-                pass
-            break
-        time.sleep(0.2)
 
 
 # --- `make cluster-up` / `make cluster-down` ----------------------------------------------------

@@ -53,8 +53,10 @@ def alive(pid: int) -> bool:
         return False
 
 
-def stop_pid(pid: int, timeout: float = 30) -> None:
-    """SIGTERM, then SIGKILL if it has not exited within `timeout`."""
+def stop_pid(pid: int, timeout: float = 30, kill_group: bool = False) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout`: the process, or with `kill_group`
+    its whole process group (for a process started with start_new_session, whose group id is its
+    pid: a Spark worker and the executors it forked)."""
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
@@ -63,7 +65,7 @@ def stop_pid(pid: int, timeout: float = 30) -> None:
     while alive(pid):
         if time.monotonic() > deadline:
             try:
-                os.kill(pid, signal.SIGKILL)
+                (os.killpg if kill_group else os.kill)(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
             break
