@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from lake_assets_tests.browser import Browser
+from lake_assets_tests.browser import CHROMIUM_FLAGS, Browser
 
 pytestmark = pytest.mark.e2e
 
@@ -30,14 +30,7 @@ def chromium(url: str, *args: str, budget_ms: int, timeout: float = 120) -> str:
     with tempfile.TemporaryDirectory(prefix="lake-chromium-") as profile:
         command = [
             binary,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
+            *CHROMIUM_FLAGS,
             f"--user-data-dir={profile}",
             f"--virtual-time-budget={budget_ms}",
             *args,
