@@ -74,10 +74,15 @@ def split(flagged: DataFrame, contract: Contract, layout: str) -> Split:
         *[F.count_if(F.col(f)).alias(f) for f in flags],
         *[F.count_if(F.col(REJECT_REASON) == r.name).alias(r.name) for r in contract.dropping_rules(layout)],
     )
-    # Both sides read through the observation: it also keeps Spark from pushing the filters below the
-    # rules, where each would evaluate every rule (and the parse) a second time.
+    # Each side reads through an observation, which Spark does not push a filter below. Pushed down to
+    # the scan, the filter gets the typing and the rules inlined into one condition that parses each
+    # value several times, then does it all again for the rows it keeps (bench_contract: 1.60x the
+    # transform alone, against 1.08x). The table's side carries the counts; the quarantine's pass
+    # carries a bare row count, so it computes only what decides a reject (the parse, the drop rules),
+    # not the flags and the counts again.
     good = observed.filter(~rejected_row).drop(RAW, REJECT_REASON, *flags)
-    rejected = observed.filter(rejected_row).select(f"{RAW}.*", REJECT_REASON, *([part] if part else []))
+    barrier = flagged.observe(Observation(f"quarantine-{uuid.uuid4().hex}"), F.count(F.lit(1)).alias("rows"))
+    rejected = barrier.filter(rejected_row).select(f"{RAW}.*", REJECT_REASON, *([part] if part else []))
     return Split(good, rejected, observation)
 
 
