@@ -64,6 +64,15 @@ def spark_readable(storage: Storage, keys: Iterable[str], label: str) -> list[st
     return paths
 
 
+def local_file(spark_path: str) -> Path | None:
+    """The local file or folder behind a Spark path: a `file://` URI (as LocalStorage gives them,
+    unescaped) or a bare absolute path (a local copy); None for a remote one (`s3a://`, `hdfs://`)."""
+    if spark_path.startswith("file://"):
+        return Path(spark_path[len("file://") :])
+    path = Path(spark_path)
+    return path if path.is_absolute() else None
+
+
 class SparkStage:
     """One run's staging folder for the Parquet that Spark writes."""
 
@@ -93,6 +102,16 @@ class SparkStage:
             }
         # Spark's bookkeeping (_SUCCESS, _temporary/, .crc) is never data.
         return {rel: f for rel, f in sorted(found.items()) if not is_hidden(rel)}
+
+    def local_folder(self, name: str) -> tuple[Path, str] | None:
+        """A new folder under the stage for files written by this process, and its path for Spark;
+        None when the stage is not on a file system here (`s3a://`). In the lake's own `_staging/`
+        when Spark writes there, so executors on other hosts read it as they read the lake."""
+        folder = local_file(self.target)
+        if folder is None:
+            return None
+        (folder / name).mkdir(parents=True)
+        return folder / name, f"{self.target}/{name}"
 
     def read(self, spark: SparkSession, name: str) -> DataFrame:
         """What `write` wrote under `name`, partition columns included (as written: `dt=...` folders)."""

@@ -482,3 +482,35 @@ def test_a_quoted_csv_cut_at_record_boundaries_reads_back_exactly(tmp_path, spar
 
 
 HEADER_LINE = (",".join(HEADER) + "\n").encode()
+
+
+def test_trusted_filmes_reads_a_big_quoted_csv_in_parallel_parts_staged_beside_the_lake(
+    tmp_path, spark, storage_backend, monkeypatch
+):
+    """The split is what the asset does with the path the raw IO manager hands it (a `file://` URI
+    on a local lake, a downloaded copy from S3), and its parts live in the lake's `_staging/` only
+    while the run reads them."""
+    from lake_assets.staging import SparkStage, spark_readable
+    from lake_assets.transforms.columns import CORRUPT
+    from lake_assets.transforms.filmes import csv_options
+
+    monkeypatch.setattr(trusted, "SPLIT_ABOVE_BYTES", 0)
+    monkeypatch.setattr(trusted, "PART_BYTES", 64 << 10)
+    source = write_filmes_csv(tmp_path / "filmes.csv", 3000, seed=9, bad_rows=2)
+    storage_backend.put_file(source, "raw/filmes/filmes.csv")
+    (whole,) = spark_readable(storage_backend, ["raw/filmes/filmes.csv"], "raw-in")
+    stage = SparkStage(storage_backend)
+    parts = trusted._parallel_parts(whole, Dialect.SEED, stage)
+    assert len(parts) == -(-source.stat().st_size // (64 << 10)) > 1
+    if whole.startswith("file://"):
+        assert all(p.startswith(f"{storage_backend.spark_path(stage.key)}/filmes-parts/") for p in parts)
+    schema = T.StructType([T.StructField(c, T.StringType()) for c in HEADER] + [T.StructField(CORRUPT, T.StringType())])
+
+    def rows(paths):
+        return sorted(
+            tuple(r) for r in spark.read.options(**csv_options(Dialect.SEED, "utf-8")).schema(schema).csv(paths).collect()
+        )
+
+    assert rows(parts) == rows([whole]) and len(rows(parts)) == 3000
+    stage.close()
+    assert list(storage_backend.list("_staging/")) == []

@@ -7,7 +7,7 @@ become the asset's checks, one per rule per partition.
 """
 
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from contextlib import closing
 from typing import Literal
 
 from dagster import AssetExecutionContext, AssetIn, AssetKey, BackfillPolicy, Config, Failure, MetadataValue, ResourceParam, asset
@@ -23,7 +23,7 @@ from lake_assets.csv_files import Encoding, check_encoding, count_records, heade
 from lake_assets.io_managers import LAKE_PATH, RawFile, RawFolders, TrustedParquetIOManager
 from lake_assets.partitions import daily_partitions, partition_key_column
 from lake_assets.resources import SparkResource
-from lake_assets.staging import LocalScratch
+from lake_assets.staging import SparkStage, local_file
 from lake_assets.summaries import movies_by_company, movies_by_language
 from lake_assets.transforms.columns import CORRUPT, normalise_column_name
 from lake_assets.transforms.filmes import Dialect, csv_options, detect_dialect, filmes_from_strings, header_columns
@@ -87,9 +87,10 @@ def filmes(
     check_encoding(raw_filmes.open, config.encoding, where)
     # pyarrow counts the source's records (for the reconcile rule) in a thread while Spark parses
     # and writes: an independent reading of the same file.
-    with ThreadPoolExecutor(1) as counter, LocalScratch.temporary("filmes-parts") as scratch:
+    stage = SparkStage(raw_filmes.storage)
+    with ThreadPoolExecutor(1) as counter, closing(stage):
         counted = counter.submit(count_records, raw_filmes.open, dialect, config.encoding, columns[0])
-        paths = _parallel_parts(raw_filmes.spark_path, dialect, scratch)
+        paths = _parallel_parts(raw_filmes.spark_path, dialect, stage)
         strings = _read_csv_as_strings(spark.spark_session, paths, columns, dialect, config.encoding)
         flagged = FILMES.apply(filmes_from_strings(strings, dialect, dict(FILMES.layouts[layout])), layout)
         report = parquet_io_manager.publish(
@@ -103,15 +104,20 @@ def filmes(
     yield from contract_events(context, report, "trusted/filmes")
 
 
-def _parallel_parts(spark_path: str, dialect: Dialect, scratch: Path) -> list[str]:
+def _parallel_parts(spark_path: str, dialect: Dialect, stage: SparkStage) -> list[str]:
     """A quoted CSV with line breaks in fields is one Spark task (multiLine cannot split a file). A
-    big local one is cut at record boundaries into parts Spark reads in parallel, exactly (see
-    `split_at_records`); a pipe file is splittable as it is; a file Spark reads from S3 itself stays whole."""
-    local = Path(spark_path)
-    if dialect is Dialect.PIPE or not (local.is_absolute() and local.is_file()) or local.stat().st_size < SPLIT_ABOVE_BYTES:
+    big one on a file system here is cut at record boundaries into parts Spark reads in parallel,
+    exactly (see `split_at_records`), staged beside the lake; a pipe file is splittable as it is; a
+    file Spark reads from S3 itself stays whole."""
+    local = local_file(spark_path)
+    if dialect is Dialect.PIPE or local is None or not local.is_file() or local.stat().st_size < SPLIT_ABOVE_BYTES:
         return [spark_path]
+    staged = stage.local_folder("filmes-parts")
+    if staged is None:
+        return [spark_path]
+    folder, spark_folder = staged
     parts = min(MAX_PARTS, -(-local.stat().st_size // PART_BYTES))
-    return [str(part) for part in split_at_records(local, scratch, parts)]
+    return [f"{spark_folder}/{part.name}" for part in split_at_records(local, folder, parts)]
 
 
 def _read_csv_as_strings(spark: SparkSession, paths: list[str], columns: list[str], dialect: Dialect, encoding: str) -> DataFrame:
