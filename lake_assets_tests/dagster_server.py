@@ -29,7 +29,7 @@ from lake_assets.resources.lake import LakeResource
 from lake_tools.cluster import StandaloneCluster
 from lake_tools.devserver import prepare_dagster_home, start_dagster_dev
 from lake_tools.fake_webhook import FakeWebhook
-from lake_tools.processes import free_port, reap, start_watchdog, stop_process_group
+from lake_tools.processes import free_port, reap, start_watchdog, stop_process_group, wait_until_ready
 
 LOCATION = "lake_assets"
 REPOSITORY = "__repository__"  # the name Dagster gives the repository of a `Definitions` object
@@ -148,18 +148,16 @@ def dagster_server(tmp_path_factory):
     try:
         cluster.wait_for_executors()  # while Dagster starts
         spark.warm_up()
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"dagster dev exited with {process.returncode}:\n{server.log_tail()}")
-            try:
-                if _location_loaded(server):
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"dagster dev not ready after {READY_TIMEOUT_S}s:\n{server.log_tail()}")
-            time.sleep(0.5)
+        wait_until_ready(
+            f"dagster dev's code location ({READY_TIMEOUT_S}s)",
+            lambda: _location_loaded(server),
+            deadline=time.monotonic() + READY_TIMEOUT_S,
+            exited=lambda: (
+                None if process.poll() is None else f"dagster dev exited with {process.returncode}:\n{server.log_tail()}"
+            ),
+            detail=lambda: f":\n{server.log_tail()}",
+            every=0.5,
+        )
         yield server
     finally:
         stop_process_group(process)

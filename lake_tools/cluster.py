@@ -31,7 +31,7 @@ from pathlib import Path
 import requests
 
 from lake_tools.devserver import CONNECT_PORT, PROJECT_DIR, SPARK_HOME, SparkConnectServer
-from lake_tools.processes import alive, free_port, free_ports, port_open, stop_pid
+from lake_tools.processes import alive, free_port, free_ports, port_open, stop_pid, wait_until_ready
 
 MASTER_CLASS = "org.apache.spark.deploy.master.Master"
 WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
@@ -227,21 +227,14 @@ class StandaloneCluster:
         return self
 
     def _wait(self, what: str, ready, deadline: float) -> None:
-        while True:
+        def exited() -> str | None:
             # Not pid(): until spark-class execs java, the process is a bash script.
             dead = [name for name, process in self._processes.items() if process.poll() is not None]
             if dead:
-                raise RuntimeError(
-                    f"Spark {dead[0]} exited at start; the end of {self.log_path(dead[0])}:\n{self.log_tail(dead[0])}"
-                )
-            try:
-                if ready():
-                    return
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"timed out waiting for {what}; logs in {self.home / 'logs'}")
-            time.sleep(0.25)
+                return f"Spark {dead[0]} exited at start; the end of {self.log_path(dead[0])}:\n{self.log_tail(dead[0])}"
+            return None
+
+        wait_until_ready(what, ready, deadline=deadline, exited=exited, detail=lambda: f"; logs in {self.home / 'logs'}")
 
     def stop(self, timeout: float = 30) -> list[str]:
         """Stop every daemon by pid (workers first, so the master sees them go); returns what was running."""

@@ -18,7 +18,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from lake_tools.processes import alive, free_port, reap, start_watchdog, stop_pid
+from lake_tools.processes import alive, free_port, reap, start_watchdog, stop_pid, wait_until_ready
 
 DEV_PORT = 5000
 REGION = "us-east-1"
@@ -64,18 +64,24 @@ class MotoGlue:
                 log.close()
         if watch_owner:
             self._watcher = start_watchdog(pids=[self.process.pid])
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"moto_server exited with {self.process.returncode} at start")
-            try:
-                urllib.request.urlopen(f"{self.endpoint_url}/moto-api/data.json", timeout=2).close()
-                return self
-            except OSError:
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise TimeoutError(f"moto_server not answering on {self.endpoint_url} after {timeout}s") from None
-                time.sleep(0.1)
+        try:
+            wait_until_ready(
+                f"moto_server on {self.endpoint_url} ({timeout}s)",
+                self._answers,
+                deadline=time.monotonic() + timeout,
+                exited=lambda: (
+                    None if self.process.poll() is None else f"moto_server exited with {self.process.returncode} at start"
+                ),
+                every=0.1,
+            )
+        except TimeoutError:
+            self.stop()
+            raise
+        return self
+
+    def _answers(self) -> bool:
+        with urllib.request.urlopen(f"{self.endpoint_url}/moto-api/data.json", timeout=2):
+            return True
 
     def reset(self) -> None:
         """Forget every resource (each test starts from an empty catalog)."""

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -51,6 +52,33 @@ def alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
     except OSError:
         return False
+
+
+def wait_until_ready(
+    what: str,
+    ready: Callable[[], object],
+    *,
+    deadline: float,
+    exited: Callable[[], str | None] = lambda: None,
+    detail: Callable[[], str] = lambda: "",
+    every: float = 0.25,
+) -> None:
+    """Poll a service that is starting until `ready()` is truthy. An OSError from the probe
+    (connection refused; requests' errors are OSErrors) means not yet. When `exited()` names why the
+    process died, fail at once rather than at the deadline; past `deadline` (time.monotonic()), fail
+    with `what` and `detail()` (where its log is)."""
+    while True:
+        reason = exited()
+        if reason:
+            raise RuntimeError(reason)
+        try:
+            if ready():
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}{detail()}")
+        time.sleep(every)
 
 
 def stop_pid(pid: int, timeout: float = 30, kill_group: bool = False) -> None:
