@@ -165,7 +165,11 @@ def test_make_dev_users_query_the_backfilled_partitions_by_name_in_spark_sql(dag
     # The backfill run registered trusted.tmdb and its partitions in the Connect server's catalog.
     spark = connect_session(dagster_server.spark_remote)
     rows = _trusted_rows(dagster_server.lake_root)
-    assert dict(spark.sql("select dt, count(*) from trusted.tmdb group by dt").collect()) == rows
+    catalog = {str(day): count for day, count in spark.sql("select dt, count(*) from trusted.tmdb group by dt").collect()}
+    assert {day: catalog.get(day) for day in HISTORY} == {day: rows[day] for day in HISTORY}
+    # A run registers its days after it publishes them, so the every-minute schedule's run for today
+    # may be on disk and not yet in the catalog; the catalog never names a day the lake does not hold.
+    assert catalog.keys() <= rows.keys() and rows.keys() - catalog.keys() <= _recent_days() | set(ARRIVALS)
     assert spark.sql("select count(*) from trusted.tmdb where dt = '2024-01-05'").first()[0] == rows["2024-01-05"] > 0
 
 
