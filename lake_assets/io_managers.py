@@ -337,13 +337,14 @@ class TrustedParquetIOManager(ConfigurableIOManager):
         try:
             data = _by_partition(stage.write(rows.good, "data", partition_by=part), keys, context)
             totals = rows.totals
-            # A second pass over the source only when there are rejected rows to keep.
+            spark = self.spark.spark_session
+            # Rejected rows, when there are any: from the table write's observation, or from a pass of
+            # their own when there are too many to keep there (`Split.quarantine`).
             quarantined = (
-                _by_partition(stage.write(rows.rejected, "rejected", partition_by=part), keys, context)
+                _by_partition(stage.write(rows.quarantine(spark), "rejected", partition_by=part), keys, context)
                 if totals["rejected"]
                 else {}
             )
-            spark = self.spark.spark_session
             violated = [r for r in flagged_rules if totals.get(FLAG_PREFIX + r.name, 0)]
             observed = Observed(
                 rows={key: _row_count(storage, data.get(key, {}).values()) for key in keys},

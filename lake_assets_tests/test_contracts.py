@@ -17,6 +17,7 @@ from pyspark.sql import types as T
 
 from lake_assets.assets import raw, trusted
 from lake_assets.checks import check_specs, contract_events
+from lake_assets.contracts import evaluate
 from lake_assets.contracts.evaluate import Observed, judge, schema_result
 from lake_assets.contracts.rules import (
     Between,
@@ -204,6 +205,40 @@ def test_fail_drop_and_warn_on_each_day_of_a_range(lake, spark_resource):
     assert day3.metadata["broken"].value == ["at_least_one_row"]  # each day judged on its own rows
     materialized = {e.partition for e in result.get_asset_materialization_events()}
     assert materialized == {"2024-03-01"}  # only the published day is recorded as materialised
+
+
+@pytest.mark.parametrize("kept", [evaluate.QUARANTINE_IN_OBSERVATION, 2], ids=["in-the-observation", "second-pass"])
+def test_the_quarantine_is_the_same_whether_the_write_kept_it_or_a_second_pass_reads_it(
+    tmp_path, spark_resource, monkeypatch, kept
+):
+    """Up to QUARANTINE_IN_OBSERVATION rejected rows come from the table write's observation; more,
+    and a pass of their own reads them. Three rejected rows against a bound of 2 take that pass."""
+    monkeypatch.setattr(evaluate, "QUARANTINE_IN_OBSERVATION", kept)
+    passes = []
+    quarantine = evaluate.Split.quarantine
+
+    def spy(self, spark):
+        rows = quarantine(self, spark)
+        passes.append(rows is self.rejected)
+        return rows
+
+    monkeypatch.setattr(evaluate.Split, "quarantine", spy)
+    rows = {"2024-03-01": [(1, 5.0), (None, 6.0), (None, 7.0)], "2024-03-02": [(2, 3.0), (None, 1.5)]}
+    result = _run_notas(_local_lake(tmp_path), spark_resource, rows, list(rows))
+    assert result.success and passes == [kept < 3]
+
+    read = Lake(_local_lake(tmp_path))
+    day1 = read.table("trusted/notas/dt=2024-03-01/", rejected=True).to_pylist()
+    assert sorted(day1, key=lambda r: r["nota"]) == [
+        {"id": None, "nota": 6.0, REJECT_REASON: "id_present"},
+        {"id": None, "nota": 7.0, REJECT_REASON: "id_present"},
+    ]
+    assert read.table("trusted/notas/dt=2024-03-02/", rejected=True).to_pylist() == [
+        {"id": None, "nota": 1.5, REJECT_REASON: "id_present"}
+    ]
+    assert read.table("trusted/notas/dt=2024-03-02/").to_pylist() == [{"id": 2, "nota": 3.0}]
+    dropped = {c.partition: c.metadata["dropped_rows"].value for c in _contract(result).values()}
+    assert dropped == {"2024-03-01": {"id_present": 2}, "2024-03-02": {"id_present": 1}}
 
 
 def test_the_quality_log_reads_back_in_duckdb(tmp_path, spark_resource):

@@ -1,8 +1,9 @@
 """Judging a contract: from the counts a write observed to one result per rule per table or partition.
 
-The counts come from the write itself (Spark observations, Parquet footers). Only when a warn or
-fail rule was broken somewhere does `violations_by_partition` read the just-written data once more,
-to say in which partitions and to show sample values; a clean run starts no extra Spark job.
+The counts come from the write itself (Spark observations, Parquet footers), and so do the rejected
+rows when there are few (`QUARANTINE_IN_OBSERVATION`). Only when a warn or fail rule was broken
+somewhere does `violations_by_partition` read the just-written data once more, to say in which
+partitions and to show sample values; a clean run starts no extra pass over the source.
 """
 
 import datetime as dt
@@ -11,8 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pyarrow as pa
-from pyspark.sql import DataFrame, Observation, Window
+from pyspark.sql import DataFrame, Observation, SparkSession, Window
 from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import to_arrow_schema
 
 from lake_assets.contracts.rules import (
     FLAG_PREFIX,
@@ -28,6 +30,11 @@ from lake_assets.contracts.rules import (
 from lake_assets.transforms.columns import RAW, REJECT_REASON
 
 Partition = str | None  # a partition key, or None for an unpartitioned table
+# Up to this many rejected rows ride on the table's write, in its observation (Spark's `min_by` with k
+# keeps a bounded heap per task), so the quarantine is written without reading the source again. With
+# more, a second pass over the source writes it: memory stays bounded whatever the file holds.
+QUARANTINE_IN_OBSERVATION = 1000
+_QUARANTINE = "_quarantine"  # the observation's entry for those rows (no rule name starts with "_")
 
 
 @dataclass
@@ -47,15 +54,28 @@ class Observed:
 @dataclass
 class Split:
     """A contracted DataFrame split for writing: the table's rows, the quarantine, and the observation
-    that counts everything as the table's rows are written (read `totals` after that write)."""
+    that counts everything as the table's rows are written (read `totals` and `quarantine` after that
+    write)."""
 
     good: DataFrame
-    rejected: DataFrame
+    rejected: DataFrame  # the quarantine's own pass over the source
     observation: Observation
+    kept: DataFrame  # the columns the observation keeps of a rejected row (its schema, never run)
 
     @property
     def totals(self) -> dict[str, int]:
-        return self.observation.get
+        return {name: value for name, value in self.observation.get.items() if name != _QUARANTINE}
+
+    def quarantine(self, spark: SparkSession) -> DataFrame:
+        """The rejected rows to write: the ones the observation kept when it kept them all (no pass
+        over the source), else the quarantine's own pass."""
+        observed = self.observation.get
+        if observed["rejected"] > QUARANTINE_IN_OBSERVATION:
+            return self.rejected
+        # Handed over as Arrow: a classic session then starts no Python worker to read Python rows.
+        rows = [row.asDict(recursive=True) for row in observed[_QUARANTINE] or []]
+        kept = spark.createDataFrame(pa.Table.from_pylist(rows, schema=to_arrow_schema(self.kept.schema)))
+        return kept.coalesce(1).select(f"{RAW}.*", *self.kept.columns[1:])  # a few rows: one task, one file
 
 
 def split(flagged: DataFrame, contract: Contract, layout: str) -> Split:
@@ -67,12 +87,17 @@ def split(flagged: DataFrame, contract: Contract, layout: str) -> Split:
     flags = [FLAG_PREFIX + r.name for r in contract.flagged_rules(layout)]
     rejected_row = F.col(REJECT_REASON).isNotNull()
     observation = Observation(f"contract-{uuid.uuid4().hex}")
+    kept = [RAW, REJECT_REASON, *([part] if part else [])]
     observed = flagged.observe(
         observation,
         F.count_if(~rejected_row).alias("rows"),
         F.count_if(rejected_row).alias("rejected"),
         *[F.count_if(F.col(f)).alias(f) for f in flags],
         *[F.count_if(F.col(REJECT_REASON) == r.name).alias(r.name) for r in contract.dropping_rules(layout)],
+        # The rejected rows themselves, up to the bound (a null ordering key leaves a good row out).
+        F.min_by(F.when(rejected_row, F.struct(*kept)), F.when(rejected_row, F.lit(0)), QUARANTINE_IN_OBSERVATION).alias(
+            _QUARANTINE
+        ),
     )
     # Each side reads through an observation, which Spark does not push a filter below. Pushed down to
     # the scan, the filter gets the typing and the rules inlined into one condition that parses each
@@ -82,8 +107,8 @@ def split(flagged: DataFrame, contract: Contract, layout: str) -> Split:
     # not the flags and the counts again.
     good = observed.filter(~rejected_row).drop(RAW, REJECT_REASON, *flags)
     barrier = flagged.observe(Observation(f"quarantine-{uuid.uuid4().hex}"), F.count(F.lit(1)).alias("rows"))
-    rejected = barrier.filter(rejected_row).select(f"{RAW}.*", REJECT_REASON, *([part] if part else []))
-    return Split(good, rejected, observation)
+    rejected = barrier.filter(rejected_row).select(f"{RAW}.*", *kept[1:])
+    return Split(good, rejected, observation, flagged.select(*kept))
 
 
 def schema_result(contract: Contract, layout: str, written: Sequence[tuple[str, str]]) -> RuleResult:
