@@ -46,7 +46,7 @@ def main() -> None:
             rows = split(contract.apply(typed(), "seed"), contract, "seed")
             rows.good.write.mode("overwrite").parquet(str(out / "data"))
             if rows.totals["rejected"]:
-                rows.rejected.write.mode("overwrite").parquet(str(out / "rejected"))
+                rows.quarantine(spark).write.mode("overwrite").parquet(str(out / "rejected"))
 
         no_rules = Contract(FILMES.table, FILMES.layouts, rules=())
         runs = {"transform only": partial(write, no_rules), "transform + contract": partial(write, FILMES)}
