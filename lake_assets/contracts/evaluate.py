@@ -7,6 +7,7 @@ partitions and to show sample values; a clean run starts no extra pass over the 
 """
 
 import datetime as dt
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,13 @@ Partition = str | None  # a partition key, or None for an unpartitioned table
 # more, a second pass over the source writes it: memory stays bounded whatever the file holds.
 QUARANTINE_IN_OBSERVATION = 1000
 _QUARANTINE = "_quarantine"  # the observation's entry for those rows (no rule name starts with "_")
+
+
+def keeps_rejected_rows(spark_version: str) -> bool:
+    """`min_by` with k is Spark 4.2's: a Spark Connect server older than that (a cluster on Spark 3.5,
+    say) gets the second pass instead of failing the run."""
+    major, minor = (int(n) for n in re.match(r"(\d+)\.(\d+)", spark_version).groups())
+    return (major, minor) >= (4, 2)
 
 
 @dataclass
@@ -70,7 +78,7 @@ class Split:
         """The rejected rows to write: the ones the observation kept when it kept them all (no pass
         over the source), else the quarantine's own pass."""
         observed = self.observation.get
-        if observed["rejected"] > QUARANTINE_IN_OBSERVATION:
+        if _QUARANTINE not in observed or observed["rejected"] > QUARANTINE_IN_OBSERVATION:
             return self.rejected
         # Handed over as Arrow: a classic session then starts no Python worker to read Python rows.
         rows = [row.asDict(recursive=True) for row in observed[_QUARANTINE] or []]
@@ -81,23 +89,23 @@ class Split:
 def split(flagged: DataFrame, contract: Contract, layout: str) -> Split:
     """Split `Contract.apply`'s output. Every count rides on the table's write as a Spark observation
     (no pass of its own): good and rejected rows, each warn/fail rule's violations (`_violates_<rule>`)
-    and each drop rule's rows (by name). It sees the rows before the split, so it also says whether
-    there is a quarantine to write at all."""
+    and each drop rule's rows (by name), and up to QUARANTINE_IN_OBSERVATION rejected rows themselves.
+    It sees the rows before the split, so it also says whether there is a quarantine to write at all."""
     part = contract.partition_column
     flags = [FLAG_PREFIX + r.name for r in contract.flagged_rules(layout)]
     rejected_row = F.col(REJECT_REASON).isNotNull()
     observation = Observation(f"contract-{uuid.uuid4().hex}")
     kept = [RAW, REJECT_REASON, *([part] if part else [])]
+    # The rejected rows themselves, up to the bound (a null ordering key leaves a good row out).
+    ordering = F.when(rejected_row, F.lit(0))
+    rejected_rows = F.min_by(F.when(rejected_row, F.struct(*kept)), ordering, QUARANTINE_IN_OBSERVATION).alias(_QUARANTINE)
     observed = flagged.observe(
         observation,
         F.count_if(~rejected_row).alias("rows"),
         F.count_if(rejected_row).alias("rejected"),
         *[F.count_if(F.col(f)).alias(f) for f in flags],
         *[F.count_if(F.col(REJECT_REASON) == r.name).alias(r.name) for r in contract.dropping_rules(layout)],
-        # The rejected rows themselves, up to the bound (a null ordering key leaves a good row out).
-        F.min_by(F.when(rejected_row, F.struct(*kept)), F.when(rejected_row, F.lit(0)), QUARANTINE_IN_OBSERVATION).alias(
-            _QUARANTINE
-        ),
+        *([rejected_rows] if keeps_rejected_rows(flagged.sparkSession.version) else []),
     )
     # Each side reads through an observation, which Spark does not push a filter below. Pushed down to
     # the scan, the filter gets the typing and the rules inlined into one condition that parses each
