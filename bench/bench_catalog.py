@@ -73,11 +73,9 @@ def main() -> None:
     logging.getLogger("bench").setLevel(logging.WARNING)
     log = logging.getLogger("bench")
     rng = np.random.default_rng(7)
-    work = Path(tempfile.mkdtemp(prefix="bench-catalog-"))
-    day_file = work / "part-0.parquet"
-    pq.write_table(tmdb_day(rng), day_file)
-
-    with SeaweedS3() as s3, MotoGlue() as moto:
+    with tempfile.TemporaryDirectory(prefix="bench-catalog-") as work, SeaweedS3() as s3, MotoGlue() as moto:
+        day_file = Path(work) / "part-0.parquet"
+        pq.write_table(tmdb_day(rng), day_file)
         s3.create_bucket(BUCKET)
         os.environ.update({**s3.env(), **moto.env()})
         storage = S3Storage(f"s3://{BUCKET}/lake", client=s3.boto3_client())
