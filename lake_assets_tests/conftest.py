@@ -2,6 +2,7 @@
 (moto, lake_tools/moto_glue.py) per test session."""
 
 import os
+import signal
 import uuid
 
 import pytest
@@ -10,6 +11,15 @@ import pytest
 # there), and Spark binds to loopback.
 os.environ["TMDB_START_DATE"] = "2024-01-01"
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+
+# Started as a background job (`make test &`, a CI step without job control), pytest inherits
+# "ignore SIGINT". Each in-process Dagster run then maps SIGTERM to SIGINT's handler (its
+# setup_interrupt_handlers), so SIGTERM becomes ignored too, and every server a test starts after
+# that (Spark Connect, the cluster, dagster dev) inherits it: stopping it waits out the 30 s
+# timeout before SIGKILL (2.5 minutes of teardown per session). With Python's own SIGINT handler,
+# children start with the default dispositions, as in a terminal.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 from lake_assets_tests.dagster_server import dagster_server  # noqa: E402, F401  (session fixture of the e2e tests)
 
