@@ -1,8 +1,12 @@
-"""Daily partitions of the TMDB assets, and the one rule that turns a partition key into a `dt=` path.
+"""Daily partitions of the TMDB assets, where they start, and the one rule that turns a partition key
+into a `dt=` path.
 
 Partition keys are UTC collection dates, `YYYY-MM-DD`.
 """
 
+import datetime as dt
+import functools
+import logging
 import os
 import re
 from enum import StrEnum
@@ -11,14 +15,13 @@ from dagster import DailyPartitionsDefinition
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-# The first day this lake collected, so that a day the UI calls "missing" was really missed: TMDB serves
-# only today's data, so days before the first collection can never be filled. Set it earlier only when
-# history arrives as files (a migration, or `make seed-history` for a demo).
-FIRST_COLLECTION_DATE = "2026-12-01"
-TMDB_START_DATE = os.environ.get("TMDB_START_DATE") or FIRST_COLLECTION_DATE
+from lake_assets.storage import Storage
 
-# end_offset=1: today's partition exists, because the collector runs during the day it collects.
-daily_partitions = DailyPartitionsDefinition(start_date=TMDB_START_DATE, end_offset=1, timezone="UTC")
+# raw/tmdb_json's folder (its lake_path; a test keeps them equal): it cannot be read from the asset here,
+# since the asset module imports this one.
+RAW_TMDB_PATH = "raw/tmdb"
+
+_log = logging.getLogger(__name__)
 
 
 class DtLayout(StrEnum):
@@ -61,3 +64,62 @@ _SEGMENTS = {
     DtLayout.HIVE: r"dt=(\d{4})-(\d{2})-(\d{2})",
     DtLayout.SEED: r"dt=(\d{4})/(\d{2})/(\d{2})",
 }
+
+
+def dt_folders(storage: Storage, table: str, layout: DtLayout | str = DtLayout.HIVE) -> dict[str, str]:
+    """Partition key -> folder key of every dt= folder below the folder `table` ("raw/tmdb/"): one delimiter
+    listing per folder level (hive: one request per 1,000 folders, whatever the objects inside them)."""
+    levels = dt_path("2000-01-01", layout).count("/") + 1  # seed layout: dt=YYYY/MM/DD
+    level = [folder for folder in storage.list_folders(table) if folder[len(table) :].startswith("dt=")]
+    for _ in range(levels - 1):
+        level = [child for folder in level for child in storage.list_folders(folder)]
+    folders = {}
+    for folder in level:
+        key = partition_key_from_path(folder[len(table) :], layout)
+        if key is not None and _is_date(key):
+            folders[key] = folder
+    return folders
+
+
+def _is_date(key: str) -> bool:
+    try:
+        dt.date.fromisoformat(key)
+    except ValueError:
+        return False
+    return True
+
+
+def first_partition_date() -> str:
+    """Where this lake's history starts, so that a day the UI calls "Missing" was really missed (TMDB
+    serves only today's data). TMDB_START_DATE when set; else the earliest raw/tmdb/dt= folder of the
+    lake (history landed as files counts) or today (UTC), whichever is earlier: a fresh lake starts today."""
+    configured = os.environ.get("TMDB_START_DATE", "").strip()
+    if configured:
+        return configured
+    from lake_assets.resources.lake import lake_resource_from_env  # the resource module imports this one
+
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    try:
+        lake = lake_resource_from_env().process_config_and_initialize()  # resolves the EnvVar credentials
+        landed = dt_folders(lake.storage("raw"), f"{RAW_TMDB_PATH}/", lake.layout)
+    except Exception as error:  # an unreachable lake must not stop the code location from loading
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        _log.warning(
+            f"daily partitions start today ({today}): listing {RAW_TMDB_PATH}/ failed: {type(error).__name__}: {first_line}"
+        )
+        return today
+    return min(landed.keys() | {today})
+
+
+@functools.cache
+def _daily_partitions() -> DailyPartitionsDefinition:
+    # end_offset=1: today's partition exists, because the collector runs during the day it collects.
+    return DailyPartitionsDefinition(start_date=first_partition_date(), end_offset=1, timezone="UTC")
+
+
+def __getattr__(name: str):
+    # `daily_partitions` is built on first use, not at import: finding its start lists the lake through
+    # the lake resource, whose module imports this one.
+    if name == "daily_partitions":
+        return _daily_partitions()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -34,7 +34,7 @@ from dagster import (
 from lake_assets.assets import raw, trusted
 from lake_assets.automation import SETTINGS
 from lake_assets.io_managers import lake_path
-from lake_assets.partitions import DtLayout, daily_partitions, dt_path, partition_key_from_path
+from lake_assets.partitions import DtLayout, daily_partitions, dt_folders, dt_path, partition_key_from_path
 from lake_assets.resources import LakeResource
 from lake_assets.storage import ObjectInfo, Storage, is_hidden
 
@@ -203,7 +203,7 @@ def _list(storage: Storage, cursor: Cursor, layout: DtLayout, now: float) -> tup
     rescan = cursor.rescanned_at is None or now - cursor.rescanned_at >= RESCAN_INTERVAL_S
     # Listed first: a folder that appears after this listing is the next tick's new folder. The
     # incremental listing below cannot see a folder that sorts below its high-water mark.
-    folders = _dt_folders(storage, layout)
+    folders = dt_folders(storage, TMDB_PREFIX, layout)
     new_folders = {p: t for p, t in cursor.new_folders.items() if p in folders and now - t < NEW_FOLDER_WATCH_S}
     if cursor.folders is not None:
         for partition in folders.keys() - cursor.folders:
@@ -247,29 +247,6 @@ def _watched_prefixes(layout: DtLayout, now: float) -> list[str]:
     today = dt.datetime.fromtimestamp(now, dt.UTC).date()
     days = [(today - dt.timedelta(days=n)).isoformat() for n in (1, 0)]
     return [FILMES_KEY] + [f"{TMDB_PREFIX}{dt_path(day, layout)}/" for day in days if _is_partition(day, now)]
-
-
-def _dt_folders(storage: Storage, layout: DtLayout) -> dict[str, str]:
-    """Partition key -> its folder key, for every dt= folder below raw/tmdb/: one delimiter listing per
-    folder level (hive: one request per 1,000 folders, whatever the objects inside them)."""
-    levels = dt_path("2000-01-01", layout).count("/") + 1  # seed layout: dt=YYYY/MM/DD
-    level = [folder for folder in storage.list_folders(TMDB_PREFIX) if folder[len(TMDB_PREFIX) :].startswith("dt=")]
-    for _ in range(levels - 1):
-        level = [child for folder in level for child in storage.list_folders(folder)]
-    folders = {}
-    for folder in level:
-        partition = partition_key_from_path(folder[len(TMDB_PREFIX) :], layout)
-        if partition is not None and _is_date(partition):
-            folders[partition] = folder
-    return folders
-
-
-def _is_date(key: str) -> bool:
-    try:
-        dt.date.fromisoformat(key)
-    except ValueError:
-        return False
-    return True
 
 
 def _ranges(partitions: Iterable[str]) -> list[list[str]]:
