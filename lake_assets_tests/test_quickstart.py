@@ -1,12 +1,15 @@
 """`make run` as a newcomer sees it: its own process, a fresh DAGSTER_HOME and lake, the terminal output
 read line by line, the data read back with DuckDB, and the runs found in the instance `make dev` uses."""
 
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus
 
@@ -19,6 +22,17 @@ def _quickstart(tmp_path: Path, **env) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "lake_tools.quickstart"], cwd=ROOT, env=base, capture_output=True, text=True, timeout=600
     )
+
+
+def _tmdb_rows_per_day(lake: Path) -> dict[str, int]:
+    """Rows of each committed trusted/tmdb day, from the files its manifest names, read with pyarrow."""
+    counts = {}
+    for folder in sorted((lake / "trusted" / "tmdb").glob("dt=*")):
+        manifest = json.loads((folder / "_manifest.json").read_text())
+        counts[folder.name.removeprefix("dt=")] = sum(
+            pq.read_metadata(folder / file["name"]).num_rows for file in manifest["files"]
+        )
+    return counts
 
 
 @pytest.mark.e2e
@@ -36,6 +50,15 @@ def test_make_run_reads_like_a_product_and_records_into_the_dev_instance(tmp_pat
 
     rows = duckdb.sql(f"select count(*) from read_parquet('{tmp_path}/lake/trusted/filmes/*.parquet')").fetchall()[0][0]
     assert rows == 1998
+    assert "TMDB: no TMDB_READ_ACCESS_TOKEN or TMDB_API_KEY is set, so raw/tmdb_json read the bundled offline snapshot" in lines
+
+    # The read-back line, run as printed from the project folder by a shell that has no LAKE_* of its own.
+    (read_back,) = [line.split(": ", 1)[1] for line in lines if line.startswith("Read it back")]
+    shell_env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKE_", "TMDB_"))}
+    done = subprocess.run(read_back, shell=True, cwd=ROOT, env=shell_env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    printed = dict(re.findall(r"│\s*(\d{4}-\d{2}-\d{2})\s*│\s*(\d+)\s*│", done.stdout))
+    assert printed == {day: str(count) for day, count in _tmdb_rows_per_day(tmp_path / "lake").items()}
     with DagsterInstance.from_config(str(tmp_path / "home")) as instance:
         runs = instance.get_runs()
         assert len(runs) == 4 and {run.status for run in runs} == {DagsterRunStatus.SUCCESS}

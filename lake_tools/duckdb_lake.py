@@ -13,6 +13,8 @@ exactly those files, which DuckDB scans with column and `dt` pushdown, on a loca
 """
 
 import argparse
+import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -26,6 +28,10 @@ from lake_assets.catalog import committed_partitions, read_versions, trusted_tab
 from lake_assets.resources.lake import LakeResource, lake_resource_from_env
 from lake_assets.storage import is_s3_root
 from lake_assets.storage.publish import committed_files
+from lake_tools.devserver import PROJECT_DIR
+
+# What locates a local lake's trusted tables (see lake_resource_from_env); S3 settings are not repeated.
+_LOCAL_LAKE_VARIABLES = ("LAKE_ROOT", "LAKE_TRUSTED_ROOT", "LAKE_DT_LAYOUT")
 
 
 def _filesystem(lake: LakeResource, root: str) -> tuple[pafs.FileSystem, str]:
@@ -78,12 +84,32 @@ def open_lake(lake: LakeResource | None = None, connection: duckdb.DuckDBPyConne
     return connection
 
 
+def read_back_command(sql: str) -> str:
+    """This module's CLI running `sql` as a shell line for the project folder, on this environment's
+    local lake: what `make run` prints, for a machine with no `duckdb` command."""
+    settings = [f"{name}={shlex.quote(os.environ[name])}" for name in _LOCAL_LAKE_VARIABLES if os.environ.get(name)]
+    python = Path(sys.executable)
+    if python.is_relative_to(PROJECT_DIR):
+        python = python.relative_to(PROJECT_DIR)
+    return " ".join([*settings, str(python), "-m", __spec__.name, shlex.quote(sql)])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lake_tools.duckdb_lake", description=__doc__.split("\n\n")[0])
     parser.add_argument("sql", nargs="?", help="a query over filmes and tmdb; without it, the views are listed")
     args = parser.parse_args(argv)
     connection = open_lake()
-    connection.sql(args.sql or "select view_name as view from duckdb_views() where not internal order by 1").show(max_width=200)
+    try:
+        connection.sql(args.sql or "select view_name as view from duckdb_views() where not internal order by 1").show(
+            max_width=200
+        )
+    except duckdb.CatalogException as error:  # e.g. a table with no committed data yet has no view
+        views = [name for (name,) in connection.sql("select view_name from duckdb_views() where not internal").fetchall()]
+        print(
+            f"duckdb_lake: {str(error).splitlines()[0]} (views of committed tables: {', '.join(views) or 'none'})",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

@@ -19,6 +19,8 @@ from pathlib import Path
 
 from lake_tools.devserver import PROJECT_DIR, prepare_dagster_home
 
+READ_BACK_SQL = "select dt, count(*) as movies from tmdb group by dt order by dt"
+
 
 def main() -> int:
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(PROJECT_DIR / ".dagster_home")))
@@ -27,17 +29,20 @@ def main() -> int:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     today = dt.datetime.now(dt.UTC).date().isoformat()
     say = _terminal()
-    summary, failure, root = [], None, "?"
+    summary, failure, read_back = [], None, None
     with _output_to(log_path):
         try:
             # Imported inside the redirect: whatever importing Dagster and Spark prints goes to the log.
             from dagster import DagsterInstance
 
             from lake_assets.definitions import defs, resources_from_env
+            from lake_assets.storage import is_s3_root
+            from lake_tools.duckdb_lake import read_back_command
 
             resources = resources_from_env()
-            root = resources["lake"].root
-            say(f"lake_assets: today's partition ({today}) into {root}; full event log: {log_path}")
+            if not is_s3_root(resources["lake"].root_of("trusted")):  # `make run-s3` prints its own hint
+                read_back = read_back_command(READ_BACK_SQL)
+            say(f"lake_assets: today's partition ({today}) into {resources['lake'].root}; full event log: {log_path}")
             instance = DagsterInstance.get()
             for key, partition in (
                 ("raw/filmes_csv", None),
@@ -70,11 +75,10 @@ def main() -> int:
     for row in summary:
         for registered in row["catalog"]:
             say(registered)
-    if not root.startswith("s3"):
-        say(
-            f"\nRead it back: duckdb -c \"select dt, count(*) from read_parquet('{root}/trusted/tmdb/*/*.parquet', "
-            'hive_partitioning=true) group by dt"'
-        )
+    if any(row["source"] == "offline-snapshot" for row in summary):
+        say("\nTMDB: no TMDB_READ_ACCESS_TOKEN or TMDB_API_KEY is set, so raw/tmdb_json read the bundled offline snapshot")
+    if read_back:
+        say(f"\nRead it back (from the project folder): {read_back}")
     say("See the runs in the UI: make dev, then http://127.0.0.1:3000")
     return 0
 
@@ -103,6 +107,7 @@ def _row(result, key: str) -> dict:
         "rows": rows if rows is not None else "-",
         "rejected": meta.get("rejected_rows", "-"),
         "path": meta.get("path", ""),
+        "source": meta.get("source"),  # raw/tmdb_json's: "api" or "offline-snapshot"
         # What the run registered in Glue / the Spark catalog (lake_assets/catalog.py), if anything.
         "catalog": [
             f"{name.split('/')[1].capitalize()}: {meta[name]}" for name in ("catalog/glue", "catalog/spark") if name in meta
