@@ -3,7 +3,8 @@
 The check is declared on the trusted asset (`check_specs`) and partitioned like it. Its result per
 table or day comes from the contract's evaluation in the asset's own run (see
 `TrustedParquetIOManager.publish`): it fails with ERROR severity, and blocks, when a `fail` rule
-broke (that day was not published); with WARN severity when only `warn` rules were broken; and its
+broke (that day was not published); with WARN severity when `warn` rules were broken or rows were
+rejected (counted per reason); and its
 description names the rules, so the UI shows which day broke which rule. Its metadata holds every
 rule's counts, samples and text; the quality log holds the same, one row per rule.
 
@@ -13,7 +14,7 @@ default SQLite storage, so 2.5 minutes of bookkeeping for 55,000 rows).
 """
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from dagster import (
     AssetCheckEvaluation,
@@ -32,8 +33,8 @@ from dagster import (
 )
 from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluationTargetMaterializationData
 
-from lake_assets.contracts import Contract, RuleResult, Severity
-from lake_assets.io_managers import PartitionOutcome, PublishReport
+from lake_assets.contracts import SCHEMA_CHECK, Contract, RuleResult
+from lake_assets.io_managers import PartitionOutcome, PublishReport, rejected_line
 
 CONTRACT_CHECK = "contract"
 
@@ -45,23 +46,29 @@ def check_specs(
     contract: Contract, asset_key: AssetKey, partitions_def: PartitionsDefinition | None = None
 ) -> list[AssetCheckSpec]:
     """The contract check: blocking, so a day that broke a `fail` rule holds back what reads it."""
-    rules = ", ".join(f"{rule.name} ({rule.severity})" for rule in contract.rules)
+    rules = [f"{SCHEMA_CHECK} (fail)"] + [f"{rule.name} ({rule.severity})" for rule in contract.rules]
     return [
         AssetCheckSpec(
             CONTRACT_CHECK,
             asset=asset_key,
-            description=f"{contract.description} Schema contract and rules: {rules}. See docs/contracts.md.",
+            description=(
+                f"{contract.description} {len(rules)} rules: {', '.join(rules)}. Fails (ERROR, blocking) when a fail rule "
+                "breaks; WARN when a warn rule breaks or any row is rejected. See docs/contracts.md."
+            ),
             blocking=True,
             partitions_def=partitions_def,
         )
     ]
 
 
-def contract_events(context: AssetExecutionContext, report: PublishReport, table: str) -> Iterator:
+def contract_events(
+    context: AssetExecutionContext, report: PublishReport, table: str, also: Callable[[list], Iterable] | None = None
+) -> Iterator:
     """The events of a trusted asset's run, from its publish report: each published partition's
-    materialisation (with its own metadata), then the contract's result per partition. When a
-    partition broke a `fail` rule, the others are still recorded and the run fails at the end,
-    naming the partitions that kept their previous version."""
+    materialisation (with its own metadata), then the contract's result per partition, then `also`'s
+    events for the published partitions (other checks of the asset). When a partition broke a `fail`
+    rule, the others are still recorded and the run fails at the end, naming the partitions not
+    published."""
 
     def metadata(outcome: PartitionOutcome) -> dict:
         return {**outcome.metadata(), "dagster/column_schema": report.column_schema(), "quality_log": report.quality_log_uri}
@@ -79,7 +86,9 @@ def contract_events(context: AssetExecutionContext, report: PublishReport, table
         yield MaterializeResult()
     targets = _materializations(context, [o.partition for o in published])
     for outcome in report.outcomes:
-        yield _evaluation(context.asset_key, outcome, targets.get(outcome.partition))
+        yield evaluation(context.asset_key, outcome, targets.get(outcome.partition))
+    if also is not None:
+        yield from also([o.partition for o in report.outcomes])
     if report.not_published:
         raise Failure(description=report.failure_message(table), allow_retries=False)
     for spec in context.assets_def.check_specs:
@@ -99,28 +108,41 @@ def schema_failure(asset_key: AssetKey, message: str) -> AssetCheckEvaluation:
     )
 
 
-def _evaluation(asset_key: AssetKey, outcome: PartitionOutcome, target) -> AssetCheckEvaluation:
-    broken = outcome.broken
-    warned = [r for r in outcome.results if r.severity is Severity.WARN and r.violations and r.applicable]
-    dropped = {r.name: r.violations for r in outcome.results if r.severity is Severity.DROP and r.violations}
+def evaluation(asset_key: AssetKey, outcome: PartitionOutcome, target=None) -> AssetCheckEvaluation:
+    """The contract check's result for one table or partition.
+
+    Rejected rows alone make it WARN: a row set aside is data a reader will not see, so the check says
+    so on its face, with the count per reason, instead of passing beside a non-zero `rejected_rows`."""
+    broken, warned = outcome.broken, outcome.warned
     if broken:
-        description = "Not published, previous version kept: " + "; ".join(r.summary() for r in broken)
+        description = f"{outcome.not_published_line().capitalize()}: " + "; ".join(r.summary() for r in broken)
     elif warned:
         description = "Published with warnings: " + "; ".join(r.summary() for r in warned)
+    elif outcome.rejected:
+        description = f"Published; {rejected_line(outcome.rejected, outcome.rejected_by_reason)}"
     else:
-        kept = sum(1 for r in outcome.results if r.applicable)
-        description = f"Kept all {kept} applicable rules" + (f"; rows set aside: {dropped}" if dropped else "")
+        description = "Published; every rule kept"
+    description += f". {outcome.rules_line()}."
+    applicable = [r for r in outcome.results if r.applicable]
     return AssetCheckEvaluation(
         asset_key=asset_key,
         check_name=CONTRACT_CHECK,
-        passed=not broken and not warned,
+        passed=not broken and not warned and not outcome.rejected,
         metadata={
+            # Numbers first: the UI shows them without a click, and plots them across runs.
+            "rows_checked": outcome.rows + outcome.rejected,
+            "rows_published": outcome.rows if outcome.published else 0,
+            "rejected_rows": outcome.rejected,
+            "rules": len(outcome.results),
+            "rules_applicable": len(applicable),
+            "rules_broken": len(broken),
+            "rules_warned": len(warned),
+            **{f"violations/{r.name}": r.violations for r in applicable},
+            "rejected_by_reason": dict(outcome.rejected_by_reason),
             "broken": [r.name for r in broken],
             "warned": [r.name for r in warned],
-            "dropped_rows": dropped,
-            "violations": {r.name: r.violations for r in outcome.results if r.violations},
-            "rules": MetadataValue.md(_rules_table(outcome.results)),
-            "action": "not published" if broken else "published",
+            "rules_table": MetadataValue.md(_rules_table(outcome.results)),
+            "action": "published" if outcome.published else outcome.not_published_line(),
         },
         severity=AssetCheckSeverity.ERROR if broken else AssetCheckSeverity.WARN,
         description=description,

@@ -15,7 +15,7 @@ import shutil
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -40,9 +40,9 @@ from lake_assets.contracts import Contract, RuleResult, Severity
 from lake_assets.contracts.evaluate import (
     Observed,
     Partition,
-    dropped_by_partition,
     judge,
     quality_log,
+    rejected_by_reason,
     schema_result,
     split,
     violations_by_partition,
@@ -153,6 +153,29 @@ class RawZoneIOManager(ConfigurableIOManager):
         else:
             raise TypeError(f"raw zone output must be LandedFile or JsonRecords, got {type(obj).__name__}")
 
+    def landed_days(self, asset: AssetsDefinition, keys: Sequence[str]) -> dict[str, dict]:
+        """The days among `keys` that have raw files, each with the metadata of its materialisation
+        (path, files, bytes, records): a day that arrived as files is registered as it is."""
+        path = lake_path(asset)
+        storage = self.lake.storage(_zone(path))
+
+        def one_day(key: str) -> dict | None:
+            prefix = f"{path}/{dt_path(key, self.lake.dt_layout)}"
+            landed = [obj for obj in storage.list(prefix + "/") if not is_hidden(obj.key[len(prefix) :])]
+            if not landed:
+                return None
+            records = sum(_records(storage, obj.key, obj.key) for obj in landed)
+            return {
+                "path": MetadataValue.path(storage.uri(prefix)),
+                "files": len(landed),
+                "bytes": sum(obj.size for obj in landed),
+                "dagster/row_count": records,
+            }
+
+        with ThreadPoolExecutor(_IO_THREADS) as pool:
+            found = dict(zip(keys, pool.map(one_day, keys), strict=True))
+        return {key: metadata for key, metadata in found.items() if metadata is not None}
+
     def load_input(self, context: InputContext) -> RawFile | RawFolders:
         """The file of an unpartitioned asset, else the files of the partitions this step reads."""
         path = lake_path(context)
@@ -232,25 +255,50 @@ class PartitionOutcome:
     bytes: int
     results: list[RuleResult]
     extra: dict
+    rejected_by_reason: Mapping[str, int] = field(default_factory=dict)
+    had_previous_version: bool = False  # for one not published: whether readers still see an earlier one
 
     @property
     def broken(self) -> list[RuleResult]:
         """The fail rules it broke (why it was not published)."""
         return [r for r in self.results if r.blocks_publish]
 
+    @property
+    def warned(self) -> list[RuleResult]:
+        return [r for r in self.results if r.severity is Severity.WARN and r.violations and r.applicable]
+
+    def rules_line(self) -> str:
+        """The rule count, said the same way in the materialisation and in the check."""
+        applicable = sum(1 for r in self.results if r.applicable)
+        return (
+            f"{len(self.results)} rules ({applicable} apply): {len(self.broken)} broken, {len(self.warned)} warned; "
+            f"{rejected_line(self.rejected, self.rejected_by_reason)}"
+        )
+
+    def not_published_line(self) -> str:
+        kept = "the previous version stays readable" if self.had_previous_version else "it has no earlier version"
+        return f"not published ({kept})"
+
     def metadata(self) -> dict:
-        warned = sum(1 for r in self.results if r.severity is Severity.WARN and r.violations)
-        dropped = sum(r.violations for r in self.results if r.severity is Severity.DROP)
         return {
             "dagster/row_count": self.rows,
             "path": MetadataValue.path(self.uri),
             "rejected_rows": self.rejected,
+            "rejected_by_reason": dict(self.rejected_by_reason),
             "rejected_path": MetadataValue.path(f"{self.uri}/_rejected"),
             "files": self.files,
             "bytes": self.bytes,
-            "contract": f"{len(self.results)} rules: {len(self.broken)} broken (fail), {warned} warned, {dropped} rows dropped",
+            "contract": self.rules_line(),
             **self.extra,
         }
+
+
+def rejected_line(rejected: int, by_reason: Mapping[str, int]) -> str:
+    """`2 rows rejected: 1 malformed JSON line, 1 tmdb_id_present`, or `no row rejected`."""
+    if not rejected:
+        return "no row rejected"
+    reasons = ", ".join(f"{count} {reason}" for reason, count in sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0])))
+    return f"{rejected} row{'s' * (rejected != 1)} rejected" + (f": {reasons}" if reasons else "")
 
 
 @dataclass
@@ -258,20 +306,23 @@ class PublishReport:
     outcomes: list[PartitionOutcome]
     columns: list[tuple[str, str]]
     quality_log_uri: str
+    column_docs: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def not_published(self) -> list[PartitionOutcome]:
         return [o for o in self.outcomes if not o.published]
 
     def column_schema(self) -> TableSchema:
-        return TableSchema(columns=[TableColumn(name=name, type=kind) for name, kind in self.columns])
+        return TableSchema(
+            columns=[TableColumn(name=name, type=kind, description=self.column_docs.get(name)) for name, kind in self.columns]
+        )
 
     def failure_message(self, table: str) -> str:
-        """One line per partition that kept its previous version: the rules, counts and samples."""
+        """One line per partition that was not published: the rules, counts and samples."""
         lines = []
         for outcome in self.not_published:
             where = f"{table} {outcome.partition}" if outcome.partition else table
-            lines.append(f"{where} kept its previous version: " + "; ".join(r.summary() for r in outcome.broken))
+            lines.append(f"{where} {outcome.not_published_line()}: " + "; ".join(r.summary() for r in outcome.broken))
         return "\n".join(lines)
 
 
@@ -330,7 +381,7 @@ class TrustedParquetIOManager(ConfigurableIOManager):
         storage = self.lake.storage(_zone(path))
         part = contract.partition_column
         keys: list[Partition] = list(context.partition_keys) if part else [None]
-        flagged_rules, dropping = contract.flagged_rules(layout), contract.dropping_rules(layout)
+        flagged_rules = contract.flagged_rules(layout)
         rows = split(flagged, contract, layout)
         columns = [(f.name, f.dataType.simpleString()) for f in rows.good.schema.fields if f.name != part]
         stage = SparkStage(storage)
@@ -350,11 +401,7 @@ class TrustedParquetIOManager(ConfigurableIOManager):
                 rows={key: _row_count(storage, data.get(key, {}).values()) for key in keys},
                 rejected={key: _row_count(storage, quarantined.get(key, {}).values()) for key in keys},
                 violations=violations_by_partition(stage.read(spark, "data"), contract, violated) if violated else {},
-                dropped=(
-                    dropped_by_partition(stage.read(spark, "rejected"), contract)
-                    if part and totals["rejected"]
-                    else {None: {r.name: totals.get(r.name, 0) for r in dropping}}
-                ),
+                rejected_by_reason=rejected_by_reason(stage.read(spark, "rejected"), contract) if totals["rejected"] else {},
                 source_records=source_records() if source_records else {},
             )
             if any(isinstance(r, ComparedToPrevious) for r in contract.rules):
@@ -377,7 +424,7 @@ class TrustedParquetIOManager(ConfigurableIOManager):
             )
             for outcome in published:
                 outcome.extra.update(registered)
-        return PublishReport(outcomes, columns, log_uri)
+        return PublishReport(outcomes, columns, log_uri, contract.column_docs(layout))
 
     def _publish_each(
         self, storage, path, keys, data, quarantined, contract, layout, observed, schema, describe
@@ -396,8 +443,11 @@ class TrustedParquetIOManager(ConfigurableIOManager):
                 bytes=0,
                 results=results,
                 extra={},
+                rejected_by_reason=observed.rejected_by_reason.get(key, {}),
             )
-            if outcome.published:
+            if not outcome.published:
+                outcome.had_previous_version = committed_keys(storage, folder) is not None
+            else:
                 staged = {**files, **{f"_rejected/{n}": f for n, f in quarantined.get(key, {}).items()}}
                 outcome.bytes = publish(storage, folder, staged).bytes
                 if describe is not None:

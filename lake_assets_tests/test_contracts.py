@@ -112,7 +112,7 @@ def test_a_rule_outside_the_layout_does_not_apply_and_a_drop_rule_passes_once_ap
             NotNull("other", Severity.FAIL, "", column="absent"),
         ],
     )
-    observed = Observed(rows={None: 9}, rejected={None: 1}, dropped={None: {"nota_ok": 1}})
+    observed = Observed(rows={None: 9}, rejected={None: 1}, rejected_by_reason={None: {"nota_ok": 1}})
     schema = schema_result(contract, "a", [("nota", "double")])
     results = {r.name: r for r in judge(contract, "a", None, observed, schema)}
     assert results["schema_contract"].passed and results["nota_ok"].violations == 1 and results["nota_ok"].passed
@@ -185,8 +185,12 @@ def test_fail_drop_and_warn_on_each_day_of_a_range(lake, spark_resource):
     result = _run_notas(lake, spark_resource, bad, list(bad))
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure).step_failure_data.error.message
-    assert "trusted/notas 2024-03-02 kept its previous version: nota_0_to_10 (fail): 2 violation(s), not published" in failure
-    assert "e.g. -1.0, 42.0" in failure and "trusted/notas 2024-03-03 kept its previous version: at_least_one_row" in failure
+    assert (
+        "trusted/notas 2024-03-02 not published (the previous version stays readable): nota_0_to_10 (fail): 2 violation(s)"
+        in failure
+    )
+    assert "e.g. -1.0, 42.0" in failure
+    assert "trusted/notas 2024-03-03 not published (the previous version stays readable): at_least_one_row" in failure
 
     read = Lake(lake)
     day1 = read.table("trusted/notas/dt=2024-03-01/")
@@ -199,13 +203,28 @@ def test_fail_drop_and_warn_on_each_day_of_a_range(lake, spark_resource):
     checks = _contract(result)
     day1, day2, day3 = checks["2024-03-01"], checks["2024-03-02"], checks["2024-03-03"]
     assert not day1.passed and day1.severity.value == "WARN"  # published, but a warn rule broke
-    assert day1.metadata["dropped_rows"].value == {"id_present": 1} and day1.metadata["warned"].value == ["nota_not_9"]
-    assert "| nota_not_9 | warn | 1 | 2 |  | 9.5 |" in day1.metadata["rules"].value
+    assert day1.metadata["rejected_by_reason"].value == {"id_present": 1} and day1.metadata["warned"].value == ["nota_not_9"]
+    assert "| nota_not_9 | warn | 1 | 2 |  | 9.5 |" in day1.metadata["rules_table"].value
+    # Numbers the UI shows and plots without a click, and one rule count everywhere.
+    numbers = {k: day1.metadata[k].value for k in ("rows_checked", "rejected_rows", "rules", "rules_broken", "rules_warned")}
+    assert numbers == {"rows_checked": 3, "rejected_rows": 1, "rules": 1 + len(NOTAS.rules), "rules_broken": 0, "rules_warned": 1}
+    assert day1.metadata["violations/nota_not_9"].value == 1 and day1.metadata["violations/id_present"].value == 1
+    assert f"{1 + len(NOTAS.rules)} rules" in day1.description and "1 row rejected: 1 id_present" in day1.description
     assert not day2.passed and day2.severity.value == "ERROR" and day2.blocking
-    assert day2.metadata["broken"].value == ["nota_0_to_10"] and day2.metadata["violations"].value["nota_0_to_10"] == 2
+    assert day2.metadata["broken"].value == ["nota_0_to_10"] and day2.metadata["violations/nota_0_to_10"].value == 2
     assert day3.metadata["broken"].value == ["at_least_one_row"]  # each day judged on its own rows
     materialized = {e.partition for e in result.get_asset_materialization_events()}
     assert materialized == {"2024-03-01"}  # only the published day is recorded as materialised
+
+
+def test_a_new_day_that_breaks_a_fail_rule_says_it_has_no_earlier_version(tmp_path, spark_resource):
+    result = _run_notas(_local_lake(tmp_path), spark_resource, {"2024-03-05": [(1, 42.0)]}, ["2024-03-05"])
+    assert not result.success
+    assert _failure(result).startswith("trusted/notas 2024-03-05 not published (it has no earlier version): nota_0_to_10")
+    check = _contract(result)["2024-03-05"]
+    assert check.metadata["action"].value == "not published (it has no earlier version)"
+    assert check.description.startswith("Not published (it has no earlier version): nota_0_to_10")
+    assert not (tmp_path / "lake" / "trusted" / "notas" / "dt=2024-03-05").exists()
 
 
 @pytest.mark.parametrize(
@@ -244,7 +263,7 @@ def test_the_quarantine_is_the_same_whether_the_write_kept_it_or_a_second_pass_r
         {"id": None, "nota": 1.5, REJECT_REASON: "id_present"}
     ]
     assert read.table("trusted/notas/dt=2024-03-02/").to_pylist() == [{"id": 2, "nota": 3.0}]
-    dropped = {c.partition: c.metadata["dropped_rows"].value for c in _contract(result).values()}
+    dropped = {c.partition: c.metadata["rejected_by_reason"].value for c in _contract(result).values()}
     assert dropped == {"2024-03-01": {"id_present": 2}, "2024-03-02": {"id_present": 1}}
 
 
@@ -386,7 +405,10 @@ def test_a_header_only_file_fails_its_contract_and_the_previous_table_stays(tmp_
     header_only.write_text(",".join(HEADER) + "\n", encoding="utf-8")
     result = _filmes(lake, spark_resource, header_only)
     assert not result.success
-    assert "trusted/filmes kept its previous version: at_least_one_row (fail): 1 violation(s)" in _failure(result)
+    assert (
+        "trusted/filmes not published (the previous version stays readable): at_least_one_row (fail): 1 violation(s)"
+        in _failure(result)
+    )
     assert "[0 rows (minimum 1)]" in _failure(result)
     assert Lake(lake).bytes_of("trusted/filmes/") == before
     assert Lake(lake).table("trusted/filmes/").num_rows == 50
@@ -400,7 +422,7 @@ def test_too_many_bad_rows_keep_the_previous_table(tmp_path, spark_resource):
     assert Lake(lake).table("trusted/filmes/").num_rows == 40
 
 
-def test_a_filmes_csv_landed_from_outside_passes_its_checks(lake, spark_resource, tmp_path):
+def test_a_filmes_csv_landed_from_outside_is_judged_with_its_rejections_counted(lake, spark_resource, tmp_path):
     """As when the sensor registers the file: no raw materialisation by a run, no metadata to lean on."""
     source = write_filmes_csv(tmp_path / "filmes.csv", 120, bad_rows=2)
     lake.storage("raw").put_file(source, "raw/filmes/filmes.csv")
@@ -408,7 +430,10 @@ def test_a_filmes_csv_landed_from_outside_passes_its_checks(lake, spark_resource
         [raw.filmes_csv, trusted.filmes], selection=[trusted.filmes.key], resources=lake_resources(lake, spark_resource)
     )
     (contract,) = _contract(result).values()
-    assert contract.passed and "120 source records; 118 published + 2 rejected" in contract.metadata["rules"].value
+    assert "120 source records; 118 published + 2 rejected" in contract.metadata["rules_table"].value
+    # Rejected rows make the check WARN, counted per reason, never a green check beside them.
+    assert not contract.passed and contract.severity.value == "WARN" and contract.metadata["rejected_rows"].value == 2
+    assert contract.description.startswith("Published; 2 rows rejected: ")
 
 
 # --- raw TMDB folders with records that are not records ------------------------------------------
@@ -435,7 +460,10 @@ def test_malformed_lines_and_a_stray_file_are_rejected_and_downstream_reads_only
     )
     assert result.success
     (contract,) = _contract(result).values()
-    assert contract.passed and contract.metadata["violations"].value == {}  # parse rejects break no rule
+    assert contract.metadata["rules_broken"].value == contract.metadata["rules_warned"].value == 0  # no rule broke
+    assert not contract.passed and contract.severity.value == "WARN"  # but 4 rows were set aside, and it says so
+    assert contract.metadata["rejected_by_reason"].value == {"malformed JSON line": 4}
+    assert contract.description.startswith("Published; 4 rows rejected: 4 malformed JSON line.")
     meta = {k: v.value for k, v in next(e for e in result.get_asset_materialization_events()).materialization.metadata.items()}
     assert meta["rejected_rows"] == 4 and meta["dagster/row_count"] == landed
     rejected = Lake(lake).table(f"trusted/tmdb/dt={day}/", rejected=True).to_pylist()
@@ -473,7 +501,8 @@ def test_a_bad_day_in_a_five_day_backfill_keeps_its_previous_version_and_the_oth
     assert not result.success
     message = _failure(result)
     assert message == (
-        f"trusted/tmdb {bad_day} kept its previous version: media_de_votos_0_to_10 (fail): 1 violation(s), not published; e.g. 42.0"
+        f"trusted/tmdb {bad_day} not published (the previous version stays readable): "
+        "media_de_votos_0_to_10 (fail): 1 violation(s), not published; e.g. 42.0"
     )
     after = {day: Lake(lake).bytes_of(f"trusted/tmdb/dt={day}/") for day in days}
     assert after[bad_day] == before[bad_day]

@@ -3,12 +3,21 @@
 import datetime as dt
 from pathlib import Path
 
-from dagster import AssetExecutionContext, BackfillPolicy, Config, Failure, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetMaterialization,
+    BackfillPolicy,
+    Config,
+    Failure,
+    Output,
+    ResourceParam,
+    asset,
+)
 from pydantic import Field
 
 from lake_assets.assets import OWNERS
 from lake_assets.csv_files import Encoding, check_encoding, count_records, header_line
-from lake_assets.io_managers import LAKE_PATH, JsonRecords, LandedFile
+from lake_assets.io_managers import LAKE_PATH, JsonRecords, LandedFile, RawZoneIOManager
 from lake_assets.partitions import daily_partitions
 from lake_assets.resources import TMDBResource
 from lake_assets.transforms.filmes import detect_dialect, header_columns
@@ -49,7 +58,7 @@ def filmes_csv(context: AssetExecutionContext, config: FilmesSourceConfig) -> La
         raise Failure(f"{source}: {unknown}") from None
     records = count_records(lambda: source.open("rb"), dialect, config.encoding, header_columns(header, dialect)[0])
     context.add_output_metadata(
-        {"source": str(source), "dialect": str(dialect), "encoding": config.encoding, "data_rows": records}
+        {"source": str(source), "dialect": str(dialect), "encoding": config.encoding, "dagster/row_count": records}
     )
     return LandedFile(source)
 
@@ -57,8 +66,7 @@ def filmes_csv(context: AssetExecutionContext, config: FilmesSourceConfig) -> La
 class TmdbCollectConfig(Config):
     allow_past_date: bool = Field(
         default=False,
-        description="TMDB serves only today's data: collecting it for a past partition would label it wrongly. "
-        "Set this only to fill a past partition knowingly with today's data (a demo).",
+        description="Collect today's TMDB data into a past day's partition anyway (a demo): it would be labelled wrongly.",
     )
 
 
@@ -70,28 +78,48 @@ class TmdbCollectConfig(Config):
     owners=OWNERS,
     partitions_def=daily_partitions,
     # As trusted/tmdb's, so a run of both assets over a range is one run (and Dagster does not warn
-    # about mixed policies); a collection itself is always one day.
+    # about mixed policies).
     backfill_policy=BackfillPolicy.single_run(),
     io_manager_key="raw_io_manager",
     metadata={LAKE_PATH: "raw/tmdb"},
+    # A run over days that already landed registers them and lands nothing (see below).
+    output_required=False,
 )
-def tmdb_json(context: AssetExecutionContext, config: TmdbCollectConfig, tmdb: TMDBResource) -> JsonRecords:
+def tmdb_json(
+    context: AssetExecutionContext,
+    config: TmdbCollectConfig,
+    tmdb: TMDBResource,
+    raw_io_manager: ResourceParam[RawZoneIOManager],
+):
     """Details of TMDB's top-rated movies (pt-BR) whose genres include Drama or Romance, collected on the
-    partition's UTC date and landed unchanged as JSON Lines (at most 100 records a file)."""
+    partition's UTC date and landed unchanged as JSON Lines (at most 100 records a file). TMDB serves
+    only today's data: a past day is filled by landing files under raw/tmdb/dt=<date>/ (the raw-arrival
+    sensor registers them; `make seed-history` for a demo), and materialising it registers what landed."""
     today = dt.datetime.now(dt.UTC).date().isoformat()
-    keys = context.partition_keys
-    if len(keys) != 1:
-        raise Failure(
-            f"raw/tmdb_json collects one day per run, not {len(keys)} ({keys[0]}...{keys[-1]}): TMDB serves only "
-            "today's data. Past raw partitions arrive as files under raw/tmdb/dt=<date>/."
+    keys = list(context.partition_keys)
+    if keys == [today] or (len(keys) == 1 and config.allow_past_date):
+        collection = tmdb.collect(log=context.log)
+        context.add_output_metadata({"source": collection.source, **{f"tmdb/{k}": v for k, v in collection.stats.items()}})
+        yield Output(JsonRecords(collection.records))
+        return
+    # Days that already landed are registered as they are, each with its own metadata, so a launch
+    # from the UI never turns a landed day red; only what cannot be filled fails, saying how to fill it.
+    landed = raw_io_manager.landed_days(context.assets_def, keys)
+    for key, metadata in landed.items():
+        yield AssetMaterialization(
+            asset_key=context.asset_key, partition=key, metadata={"source": "landed files, registered as they are", **metadata}
         )
-    (key,) = keys
-    if key != today and not config.allow_past_date:
-        raise Failure(
-            f"raw/tmdb_json for {key}: TMDB serves only current data, so collecting now would "
-            f"label today's ({today}) data as {key}. Past raw partitions arrive as files under "
-            "raw/tmdb/dt=<date>/ (the raw-arrival sensor registers them); set allow_past_date to override."
+    missing = [key for key in keys if key not in landed]
+    if missing:
+        shown = ", ".join(missing[:5]) + ("…" if len(missing) > 5 else "")
+        why = (
+            f"today ({today}) is collected in a run of its own (the daily schedule, or Materialize on today's partition alone)"
+            if missing == [today]
+            else "TMDB serves only today's data, so a past day cannot be collected"
         )
-    collection = tmdb.collect(log=context.log)
-    context.add_output_metadata({"source": collection.source, **{f"tmdb/{k}": v for k, v in collection.stats.items()}})
-    return JsonRecords(collection.records)
+        raise Failure(
+            f"raw/tmdb_json: {len(missing)} day(s) without raw files ({shown}): {why}. Land files under "
+            "raw/tmdb/dt=<date>/ (the raw-arrival sensor registers them) or run `make seed-history` for a demo; "
+            f"{len(landed)} landed day(s) of this run were registered.",
+            allow_retries=False,
+        )

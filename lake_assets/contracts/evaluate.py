@@ -53,8 +53,8 @@ class Observed:
     rejected: Mapping[Partition, int]
     # {partition: {rule name: (violations, samples)}} for warn/fail row rules; absent means none
     violations: Mapping[Partition, Mapping[str, tuple[int, list[str]]]] = field(default_factory=dict)
-    # {partition: {drop rule name: rows dropped}}
-    dropped: Mapping[Partition, Mapping[str, int]] = field(default_factory=dict)
+    # {partition: {reason: rows set aside}}: a drop rule's name, or a parse failure ("malformed JSON line")
+    rejected_by_reason: Mapping[Partition, Mapping[str, int]] = field(default_factory=dict)
     source_records: Mapping[Partition, int] = field(default_factory=dict)
     previous_rows: Mapping[Partition, int | None] = field(default_factory=dict)
 
@@ -88,8 +88,8 @@ class Split:
 
 def split(flagged: DataFrame, contract: Contract, layout: str) -> Split:
     """Split `Contract.apply`'s output. Every count rides on the table's write as a Spark observation
-    (no pass of its own): good and rejected rows, each warn/fail rule's violations (`_violates_<rule>`)
-    and each drop rule's rows (by name), and up to QUARANTINE_IN_OBSERVATION rejected rows themselves.
+    (no pass of its own): good and rejected rows, each warn/fail rule's violations (`_violates_<rule>`),
+    and up to QUARANTINE_IN_OBSERVATION rejected rows themselves.
     It sees the rows before the split, so it also says whether there is a quarantine to write at all."""
     part = contract.partition_column
     flags = [FLAG_PREFIX + r.name for r in contract.flagged_rules(layout)]
@@ -104,7 +104,6 @@ def split(flagged: DataFrame, contract: Contract, layout: str) -> Split:
         F.count_if(~rejected_row).alias("rows"),
         F.count_if(rejected_row).alias("rejected"),
         *[F.count_if(F.col(f)).alias(f) for f in flags],
-        *[F.count_if(F.col(REJECT_REASON) == r.name).alias(r.name) for r in contract.dropping_rules(layout)],
         *([rejected_rows] if keeps_rejected_rows(flagged.sparkSession.version) else []),
     )
     # Each side reads through an observation, which Spark does not push a filter below. Pushed down to
@@ -158,7 +157,7 @@ def judge(contract: Contract, layout: str, partition: Partition, observed: Obser
             violations, measured = rule.judge(counts)
             results.append(_result(rule, violations, rows, measured=measured))
         elif rule.severity is Severity.DROP:
-            dropped = observed.dropped.get(partition, {}).get(rule.name, 0)
+            dropped = observed.rejected_by_reason.get(partition, {}).get(rule.name, 0)
             results.append(_result(rule, dropped, rows + rejected, measured=f"{dropped} of {rows + rejected} rows set aside"))
         else:
             count, samples = observed.violations.get(partition, {}).get(rule.name, (0, []))
@@ -208,8 +207,9 @@ def violations_by_partition(
     return out
 
 
-def dropped_by_partition(rejected: DataFrame, contract: Contract) -> dict[Partition, dict[str, int]]:
-    """Rows each drop rule set aside, per partition, from the written `_rejected/` rows."""
+def rejected_by_reason(rejected: DataFrame, contract: Contract) -> dict[Partition, dict[str, int]]:
+    """Rows set aside per partition and reason (a drop rule, or a parse failure), from the written
+    `_rejected/` rows: a few rows, so one small job."""
     part = contract.partition_column
     group = F.col(part).cast("string") if part else F.lit(None).cast("string")
     counts = rejected.groupBy(group.alias("partition"), F.col(REJECT_REASON).alias("reason")).count().collect()

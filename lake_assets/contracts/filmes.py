@@ -55,12 +55,41 @@ PROGRAMME_MOVIES = {
 }
 PROGRAMME_SERIES = {**PROGRAMME_MOVIES, "ano_termino": "int"}
 
+DESCRIPTIONS = {
+    "titulo": "The movie's title.",
+    "data_de_lancamento": "The release date.",
+    "visao_geral": "The synopsis.",
+    "popularidade": "TMDB popularity score when the file was made.",
+    "votos": "Vote count.",
+    "media_de_votos": "Vote average, 0 to 10.",
+    "pais_de_origem": "Country of origin.",
+    "idioma_original": "The original language, an ISO 639-1 code.",
+    "generos": "Genre names.",
+    "id": "The IMDb title id (tt…).",
+    "titulo_pincipal": "The main title (the source's own column name, misspelling kept).",
+    "titulo_original": "The title in the original language.",
+    "ano_lancamento": "The release year.",
+    "tempo_minutos": "The runtime in minutes.",
+    "genero": "Genre names.",
+    "nota_media": "Average rating, 0 to 10.",
+    "numero_votos": "Vote count.",
+    "genero_artista": "The artist's gender, as the source codes it.",
+    "personagem": "The character the artist played.",
+    "nome_artista": "The artist's name.",
+    "ano_nascimento": "The artist's birth year.",
+    "ano_falecimento": "The artist's death year (empty while alive).",
+    "profissao": "The artist's professions.",
+    "titulos_mais_conhecidos": "IMDb ids of the artist's best-known titles.",
+    "ano_termino": "The year the series ended.",
+}
+
 FIRST_FILM = dt.date(1870, 1, 1)  # nothing was filmed before; an earlier date is a typo
 
 FILMES = Contract(
     table="trusted/filmes",
     description="The historical movies CSV, typed; one of three accepted source layouts.",
     layouts={"seed": SEED, "programme_movies": PROGRAMME_MOVIES, "programme_series": PROGRAMME_SERIES},
+    columns=DESCRIPTIONS,
     rules=[
         ReconcilesWithSource(
             "rows_reconcile_with_source",

@@ -239,6 +239,8 @@ class Contract:
     rules: Sequence[Rule]
     partition_column: str | None = None
     description: str = ""
+    # What each column holds, one sentence; every column of every layout has one (a test checks).
+    columns: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
         names = [rule.name for rule in self.rules]
@@ -249,6 +251,14 @@ class Contract:
     def check_names(self) -> list[str]:
         """One asset check per rule, plus the schema contract."""
         return [SCHEMA_CHECK] + [rule.name for rule in self.rules]
+
+    def column_docs(self, layout: str) -> dict[str, str]:
+        """Each column's description followed by the rules that judge it: the `dagster/column_schema` text."""
+        docs = {}
+        for name in self.layouts[layout]:
+            rules = [f"{r.name} ({r.severity})" for r in self.applicable(layout) if name in r.columns]
+            docs[name] = self.columns.get(name, "") + (f" Rules: {', '.join(rules)}." if rules else "")
+        return docs
 
     def layout_of(self, columns: Sequence[str]) -> str | None:
         """The accepted layout with exactly these columns (order aside), or None."""

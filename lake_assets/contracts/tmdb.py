@@ -43,6 +43,25 @@ COLUMNS = {
     "receita": "bigint",
     "status": "string",
 }
+DESCRIPTIONS = {
+    "tmdb_id": "TMDB's movie id.",
+    "imdb_id": "The IMDb title id (tt…), when TMDB knows it.",
+    "titulo": "The title in Brazilian Portuguese (pt-BR).",
+    "titulo_original": "The title in the original language.",
+    "data_de_lancamento": "The release date.",
+    "visao_geral": "The synopsis in Brazilian Portuguese.",
+    "popularidade": "TMDB's popularity score on the collection date.",
+    "votos": "TMDB vote count on the collection date.",
+    "media_de_votos": "TMDB vote average (0 to 10) on the collection date.",
+    "idioma_original": "The original language, an ISO 639-1 code.",
+    "generos": "Genre names in pt-BR (Drama or Romance among them).",
+    "produtoras": "Production company names.",
+    "paises_de_origem": "Production countries, ISO 3166-1 codes.",
+    "duracao_minutos": "The runtime in minutes.",
+    "orcamento": "The budget in US dollars (0 when unknown).",
+    "receita": "The revenue in US dollars (0 when unknown).",
+    "status": "The release status as TMDB names it (Released, Post Production, …).",
+}
 TMDB_STATUSES = ("Rumored", "Planned", "In Production", "Post Production", "Released", "Canceled")
 
 TMDB = Contract(
@@ -50,6 +69,7 @@ TMDB = Contract(
     description="TMDB movie details, one row per movie per collection date.",
     layouts={"tmdb_details": COLUMNS},
     partition_column="dt",
+    columns=DESCRIPTIONS,
     rules=[
         ReconcilesWithSource(
             "rows_reconcile_with_source",
