@@ -2,17 +2,18 @@
 
 - `run_failure_alerts`: a run failed. One message per run: its assets, partition(s), the cause (the
   failed blocking check, else the step's error) in one line, and a link to the run in the UI.
-- `check_failure_alerts`: a run succeeded but a blocking check of WARN severity failed, or a freshness
-  check failed (only when it turns from passing to failing, not again while it stays late).
+- `check_failure_alerts`: a run succeeded but a blocking check of WARN severity failed.
 - `freshness_alerts`: an asset's `FreshnessPolicy` turned FAIL (trusted/filmes), polled from the
-  freshness daemon's state records.
+  freshness daemon's state records; or the deadline verdict of the day due in trusted/tmdb turned
+  missing or late (once per change, whether a run or `deadline_sensor` recorded it).
 
 The webhook URL is a secret: it is read through `EnvVar` and appears in no message, log line or error.
 Messages never carry the values of the project's secret variables. A run gets the tag
 `lake/alert_posted` once its messages went out, so a tick evaluated again after a daemon crash posts
-nothing twice. With the variable unset the sensors start stopped, and skip if started.
+nothing twice. With the variable unset the sensors start stopped, and each tick of a started one skips, saying why.
 """
 
+import datetime as dt
 import json
 import os
 import re
@@ -21,7 +22,6 @@ from collections.abc import Iterable
 
 import requests
 from dagster import (
-    AssetCheckKey,
     AssetKey,
     ConfigurableResource,
     DagsterEventType,
@@ -38,9 +38,12 @@ from dagster import (
     run_status_sensor,
     sensor,
 )
+from dagster._core.event_api import PartitionKeyFilter
+from dagster._time import get_current_timestamp
 from pydantic import Field
 
-from lake_assets.automation import FRESHNESS_CHECK, FRESHNESS_POLICIES, SETTINGS
+from lake_assets import deadline
+from lake_assets.automation import DEADLINE_CHECK, FRESHNESS_CHECK, FRESHNESS_POLICIES, SETTINGS, TRUSTED_TMDB
 
 WEBHOOK_VARIABLE = "LAKE_ALERT_WEBHOOK_URL"
 UI_VARIABLE = "LAKE_UI_BASE_URL"
@@ -59,6 +62,7 @@ SECRET_VARIABLES = (
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
 )
+FRESHNESS_NAMES = {key.to_user_string() for key in FRESHNESS_POLICIES}
 _CAUSE_CHARS = 300
 _RANGE_START, _RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 # Dagster's wrappers around the exception a step raised: the cause worth reading is inside.
@@ -208,44 +212,31 @@ def failed_run_message(instance: DagsterInstance, run: DagsterRun, webhook: Aler
     return message("run failed", run_subject(instance, run), cause, webhook.run_link(run.run_id))
 
 
-def _is_freshness_check(evaluation) -> bool:
-    return evaluation.check_name == FRESHNESS_CHECK or "dagster/freshness_params" in evaluation.metadata
-
-
-def _newly_failing(instance: DagsterInstance, key: AssetCheckKey, run_id: str) -> bool:
-    """The completed evaluation before this run's passed (or there was none): the check just turned late."""
-    history = instance.event_log_storage.get_asset_check_execution_history(key, limit=50)
-    seen_this_run = False
-    for record in history:  # newest first
-        if record.run_id == run_id:
-            seen_this_run = True
-            continue
-        if seen_this_run and record.status.value in ("SUCCEEDED", "FAILED"):
-            return record.status.value == "SUCCEEDED"
-    return True
-
-
 def failed_check_messages(instance: DagsterInstance, run: DagsterRun, webhook: AlertWebhook) -> list[str]:
-    """For a run that succeeded: its failed blocking checks (WARN severity does not fail a run) and its
-    freshness checks that turned from passing to failing."""
+    """For a run that succeeded: its failed blocking checks (WARN severity does not fail a run). The
+    deadline check is alerted on by `freshness_alerts`, for the day that is due only."""
     messages = []
     for evaluation in _check_evaluations(instance, run.run_id):
-        if evaluation.passed:
-            continue
-        if _is_freshness_check(evaluation):
-            key = AssetCheckKey(evaluation.asset_key, evaluation.check_name)
-            if not _newly_failing(instance, key, run.run_id):
-                continue
-            kind = "not fresh"
-        elif evaluation.blocking:
-            kind = "blocking check failed"
-        else:
+        if evaluation.passed or not evaluation.blocking:
             continue
         partition = _check_partition(evaluation)
         subject = evaluation.asset_key.to_user_string() + (f" [{partition}]" if partition else "")
         cause = f"{evaluation.check_name} failed" + (f": {evaluation.description}" if evaluation.description else "")
-        messages.append(message(kind, subject, cause, webhook.run_link(run.run_id)))
+        messages.append(message("blocking check failed", subject, cause, webhook.run_link(run.run_id)))
     return messages
+
+
+def deadline_state(instance: DagsterInstance, now: dt.datetime) -> tuple[str, str | None, str]:
+    """(due day, the deadline check's status for it or None, its description), from its latest result."""
+    day = deadline.due_day(SETTINGS.freshness_deadline_cron, now)
+    history = instance.event_log_storage.get_asset_check_execution_history(
+        DEADLINE_CHECK, limit=1, partition_filter=PartitionKeyFilter(key=day)
+    )
+    evaluation = history[0].event.asset_check_evaluation if history and history[0].event is not None else None
+    if evaluation is None or evaluation.passed:
+        return day, None, ""
+    status = evaluation.metadata.get("status")
+    return day, str(status.value) if status is not None else "failed", evaluation.description or ""
 
 
 def _post_once(context: RunStatusSensorContext, webhook: AlertWebhook, messages: Iterable[str]) -> None:
@@ -271,10 +262,9 @@ def _post_once(context: RunStatusSensorContext, webhook: AlertWebhook, messages:
     minimum_interval_seconds=SETTINGS.tick_interval_s,
     description="Posts one message per failed run to LAKE_ALERT_WEBHOOK_URL: assets, partition, cause, link.",
 )
-def run_failure_alerts(context: RunFailureSensorContext, webhook: AlertWebhook) -> None:
+def run_failure_alerts(context: RunFailureSensorContext, webhook: AlertWebhook) -> SkipReason | None:
     if not webhook.enabled:
-        context.log.info(f"alerts are off ({WEBHOOK_VARIABLE} is unset): run {context.dagster_run.run_id} not posted")
-        return
+        return SkipReason(f"alerts are off ({WEBHOOK_VARIABLE} is unset): run {context.dagster_run.run_id} failed, not posted")
     _post_once(context, webhook, [failed_run_message(context.instance, context.dagster_run, webhook)])
 
 
@@ -284,11 +274,11 @@ def run_failure_alerts(context: RunFailureSensorContext, webhook: AlertWebhook) 
     monitor_all_code_locations=True,
     default_status=_default_status(),
     minimum_interval_seconds=SETTINGS.tick_interval_s,
-    description="Posts to LAKE_ALERT_WEBHOOK_URL the failed blocking checks and newly failing freshness checks of successful runs.",
+    description="Posts to LAKE_ALERT_WEBHOOK_URL the failed blocking checks of successful runs.",
 )
-def check_failure_alerts(context: RunStatusSensorContext, webhook: AlertWebhook) -> None:
+def check_failure_alerts(context: RunStatusSensorContext, webhook: AlertWebhook) -> SkipReason | None:
     if not webhook.enabled:
-        return
+        return SkipReason(f"alerts are off ({WEBHOOK_VARIABLE} is unset): run {context.dagster_run.run_id} not looked at")
     _post_once(context, webhook, failed_check_messages(context.instance, context.dagster_run, webhook))
 
 
@@ -296,39 +286,45 @@ def check_failure_alerts(context: RunStatusSensorContext, webhook: AlertWebhook)
     name=FRESHNESS_SENSOR,
     default_status=_default_status(),
     minimum_interval_seconds=SETTINGS.tick_interval_s,
-    description="Posts to LAKE_ALERT_WEBHOOK_URL when an asset's freshness policy turns FAIL (trusted/filmes).",
+    description="Posts to LAKE_ALERT_WEBHOOK_URL when trusted/filmes' freshness policy turns FAIL, or the day due "
+    "in trusted/tmdb is missing or late at its deadline.",
 )
 def freshness_alerts(context: SensorEvaluationContext, webhook: AlertWebhook) -> SkipReason:
-    # The freshness daemon keeps one state per asset; the cursor holds the states this sensor last
-    # saw, so a turn to FAIL is posted once (and again only after the asset was fresh in between).
+    if not webhook.enabled:
+        return SkipReason(f"alerts are off ({WEBHOOK_VARIABLE} is unset): nothing looked at")
+    # The cursor holds the states this sensor last posted, so each turn is posted once: a policy that
+    # turns FAIL, and the due day's deadline verdict (missing, then late) as it changes.
     records = context.instance.get_freshness_state_records(list(FRESHNESS_POLICIES))
     states = {key.to_user_string(): record.freshness_state.value for key, record in records.items()}
+    day, status, description = deadline_state(context.instance, dt.datetime.fromtimestamp(get_current_timestamp(), dt.UTC))
+    deadline_key = f"{DEADLINE_CHECK.to_user_string()}[{day}]"
+    if status is not None:
+        states[deadline_key] = status
     if context.cursor is None:
         context.update_cursor(json.dumps(states, sort_keys=True))
         return SkipReason("started: alerting on freshness changes from now on")
     seen = json.loads(context.cursor)
-    posted, failed = 0, None
+    texts = {}
     for name, state in sorted(states.items()):
-        if state != "FAIL" or seen.get(name) == "FAIL" or not webhook.enabled:
-            continue
-        was = seen.get(name, "UNKNOWN")
-        try:
-            webhook.post(
-                message(
-                    "not fresh",
-                    name,
-                    f"freshness policy turned FAIL (was {was})",
-                    webhook.asset_link(AssetKey.from_user_string(name)),
-                )
+        if name == deadline_key and state != seen.get(name):
+            cause = f"{FRESHNESS_CHECK} {state}: {description}"
+            texts[name] = message(
+                "not fresh", f"{TRUSTED_TMDB.to_user_string()} [{day}]", cause, webhook.asset_link(TRUSTED_TMDB)
             )
+        elif name in FRESHNESS_NAMES and state == "FAIL" and seen.get(name) != "FAIL":
+            cause = f"freshness policy turned FAIL (was {seen.get(name, 'UNKNOWN')})"
+            texts[name] = message("not fresh", name, cause, webhook.asset_link(AssetKey.from_user_string(name)))
+    posted, failed = 0, None
+    for name, text in texts.items():
+        try:
+            webhook.post(text)
             posted += 1
         except AlertDeliveryError as error:
-            states[name] = was  # still news at the next tick
+            states[name] = seen.get(name, "UNKNOWN")  # still news at the next tick
             failed = error
             context.log.error(f"{error}; trying again next tick")
     context.update_cursor(json.dumps(states, sort_keys=True))
-    off = "" if webhook.enabled else f" ({WEBHOOK_VARIABLE} is unset: alerts are off)"
-    return SkipReason(f"{posted} freshness alert(s) posted{off}" + (f"; the webhook failed: {failed}" if failed else ""))
+    return SkipReason(f"{posted} freshness alert(s) posted" + (f"; the webhook failed: {failed}" if failed else ""))
 
 
 ALERT_SENSORS = [run_failure_alerts, check_failure_alerts, freshness_alerts]

@@ -5,8 +5,9 @@ expectations.
 - `daily_tmdb_collection` (a schedule, `LAKE_COLLECT_CRON`, UTC) collects today's `raw/tmdb_json`.
 - `trusted/tmdb` and `trusted/filmes` carry `TRUSTED_FOLLOWS_RAW_RUNS`: requested once a run has
   updated their raw input, when every parent partition exists and its blocking checks passed.
-- `trusted/tmdb:published_by_deadline` checks that today's partition exists by
-  `LAKE_FRESHNESS_DEADLINE_CRON`; `trusted/filmes` has a `FreshnessPolicy`.
+- `trusted/tmdb:published_by_deadline` judges each day's first publish against that day's deadline
+  (`LAKE_FRESHNESS_DEADLINE_CRON`), at the deadline (`deadline_sensor`) and in the run that publishes
+  it; `trusted/filmes` has a `FreshnessPolicy`.
 
 Everything here reads the environment once, when the code location loads. The design and what each
 rule prevents: docs/automation.md.
@@ -14,12 +15,14 @@ rule prevents: docs/automation.md.
 
 import datetime as dt
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
+from typing import Literal
 
 from dagster import (
-    AssetCheckExecutionContext,
-    AssetCheckResult,
+    AssetCheckEvaluation,
+    AssetCheckKey,
     AssetCheckSeverity,
+    AssetCheckSpec,
     AssetKey,
     AssetRecordsFilter,
     AssetsDefinition,
@@ -32,20 +35,26 @@ from dagster import (
     DefaultSensorStatus,
     FreshnessPolicy,
     MetadataValue,
+    PartitionsDefinition,
     RunRequest,
     RunsFilter,
     ScheduleEvaluationContext,
+    SensorEvaluationContext,
+    SensorResult,
     SkipReason,
-    asset_check,
     partition_loading_context,
     schedule,
+    sensor,
 )
+from dagster._core.event_api import PartitionKeyFilter
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
-# Dagster's own clock (test utilities can freeze it) and the cron arithmetic its freshness checks use.
+# Dagster's own clock (test utilities can freeze it) and its cron validation.
 from dagster._time import get_current_timestamp
-from dagster._utils.schedules import get_latest_completed_cron_tick, is_valid_cron_string
+from dagster._utils.schedules import is_valid_cron_string
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from lake_assets import deadline
 from lake_assets.partitions import daily_partitions
 
 RAW_TMDB = AssetKey(["raw", "tmdb_json"])
@@ -56,7 +65,8 @@ TRUSTED_FILMES = AssetKey(["trusted", "filmes"])
 COLLECT_SCHEDULE = "daily_tmdb_collection"
 AUTOMATION_SENSOR = "lake_automation_sensor"
 FRESHNESS_CHECK = "published_by_deadline"
-TIMEZONE = "UTC"  # the partitions' timezone: a partition key is a UTC collection date
+DEADLINE_SENSOR = "deadline_sensor"
+TIMEZONE = deadline.TIMEZONE
 
 _OFF = ("0", "false", "no", "off")
 
@@ -80,6 +90,10 @@ class AutomationSettings(BaseModel):
     freshness_deadline_cron: str = Field(
         default="0 9 * * *",
         description="LAKE_FRESHNESS_DEADLINE_CRON: today's trusted/tmdb partition must be published by this time (cron, UTC).",
+    )
+    missing_severity: Literal["warn", "error"] = Field(
+        default="error",
+        description="LAKE_FRESHNESS_SEVERITY: the severity of a day not published by its deadline (warn or error).",
     )
     filmes_max_age_hours: float = Field(
         default=24 * 30,
@@ -109,6 +123,7 @@ class AutomationSettings(BaseModel):
             "raw_sensor": "LAKE_RAW_SENSOR",
             "collect_cron": "LAKE_COLLECT_CRON",
             "freshness_deadline_cron": "LAKE_FRESHNESS_DEADLINE_CRON",
+            "missing_severity": "LAKE_FRESHNESS_SEVERITY",
             "filmes_max_age_hours": "LAKE_FILMES_MAX_AGE_HOURS",
             "tick_interval_s": "LAKE_TICK_INTERVAL_S",
         }
@@ -238,58 +253,111 @@ automation_sensor = AutomationConditionSensorDefinition(
     default_status=SETTINGS.default_status,
     minimum_interval_seconds=SETTINGS.tick_interval_s,
     description=(
-        "Evaluates the automation conditions: trusted/tmdb and trusted/filmes follow a run that updated their raw "
-        "input; trusted/tmdb:published_by_deadline runs at each freshness deadline."
+        "Evaluates the automation conditions: trusted/tmdb and trusted/filmes follow a run that updated their raw input."
     ),
 )
 
 
 # --- freshness ----------------------------------------------------------------------------------
 
+# Each day of trusted/tmdb is judged against its own deadline (lake_assets/deadline.py). The check is
+# partitioned like the asset, so a failed run for another day never touches the day that is due. It
+# is judged in two places, never in a run of its own: by the run that publishes a day that is due
+# (or soon due), and by `deadline_sensor` at the deadline, whether or not any run happens.
+DEADLINE_WORDS = deadline.in_words(SETTINGS.freshness_deadline_cron)
+DEADLINE_CHECK = AssetCheckKey(TRUSTED_TMDB, FRESHNESS_CHECK)
 
-def partition_freshness(instance: DagsterInstance, asset_key: AssetKey, deadline_cron: str, now: float) -> AssetCheckResult:
-    """Whether the partition due by the latest deadline (the deadline's own UTC date, as the partitions
-    have end_offset=1) has been materialised. Before the first partition is due, nothing is late."""
-    deadline = get_latest_completed_cron_tick(deadline_cron, dt.datetime.fromtimestamp(now, dt.UTC), TIMEZONE)
-    partition = todays_partition(deadline)
-    metadata = {"deadline": MetadataValue.timestamp(deadline.timestamp()), "deadline_cron": deadline_cron}
-    if partition is None:
-        return AssetCheckResult(
-            passed=True,
-            metadata={**metadata, "partition": "none due"},
-            description=f"No partition was due yet: the deadline of {deadline:%Y-%m-%d %H:%M} UTC precedes the first partition.",
-        )
-    records = instance.fetch_materializations(AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition]), limit=1)
-    published = records.records[0].timestamp if records.records else None
-    metadata["partition"] = partition
-    if published is None:
-        return AssetCheckResult(
-            passed=False,
-            severity=AssetCheckSeverity.ERROR,
-            metadata=metadata,
-            description=f"{asset_key.to_user_string()} [{partition}] not published by its deadline, {deadline:%Y-%m-%d %H:%M} UTC.",
-        )
-    return AssetCheckResult(
-        passed=True,
-        metadata={**metadata, "published_at": MetadataValue.timestamp(published)},
-        description=f"{asset_key.to_user_string()} [{partition}] published at {dt.datetime.fromtimestamp(published, dt.UTC):%Y-%m-%d %H:%M} UTC.",
+
+def deadline_check_spec(partitions_def: PartitionsDefinition) -> AssetCheckSpec:
+    return AssetCheckSpec(
+        FRESHNESS_CHECK,
+        asset=TRUSTED_TMDB,
+        description=(
+            f"Each day's partition is first published by {DEADLINE_WORDS} that day (LAKE_FRESHNESS_DEADLINE_CRON). "
+            f"Late is WARN, with how late; missing at the deadline is {SETTINGS.missing_severity.upper()} "
+            "(LAKE_FRESHNESS_SEVERITY). Judged at the deadline by deadline_sensor, and by the run that publishes the day."
+        ),
+        partitions_def=partitions_def,
+        metadata={"deadline": DEADLINE_WORDS, "deadline_cron": SETTINGS.freshness_deadline_cron},
     )
 
 
-@asset_check(
-    asset=TRUSTED_TMDB,
-    name=FRESHNESS_CHECK,
+def first_published(instance: DagsterInstance, asset_key: AssetKey, day: str) -> dt.datetime | None:
+    """When the day was first materialised: a re-run does not move it."""
+    records = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=asset_key, asset_partitions=[day]), limit=1, ascending=True
+    ).records
+    return dt.datetime.fromtimestamp(records[0].timestamp, dt.UTC) if records else None
+
+
+def deadline_evaluation(
+    instance: DagsterInstance, day: str, now: dt.datetime, settings: AutomationSettings = SETTINGS
+) -> AssetCheckEvaluation:
+    verdict = deadline.judge(day, settings.freshness_deadline_cron, first_published(instance, TRUSTED_TMDB, day), now)
+    severity = {
+        deadline.Status.MISSING: AssetCheckSeverity(settings.missing_severity.upper()),
+        deadline.Status.LATE: AssetCheckSeverity.WARN,
+        deadline.Status.NOT_DUE: AssetCheckSeverity.WARN,
+    }.get(verdict.status, AssetCheckSeverity.WARN)
+    late = verdict.late_by
+    metadata = {
+        "status": verdict.status.value,
+        "deadline": MetadataValue.timestamp(verdict.deadline),
+        "minutes_late": round(late.total_seconds() / 60, 1) if late else 0.0,
+    }
+    if verdict.first_published:
+        metadata["first_published_at"] = MetadataValue.timestamp(verdict.first_published)
+    return AssetCheckEvaluation(
+        asset_key=TRUSTED_TMDB,
+        check_name=FRESHNESS_CHECK,
+        passed=verdict.status is deadline.Status.ON_TIME,
+        severity=severity,
+        description=verdict.sentence(deadline.in_words(settings.freshness_deadline_cron)),
+        metadata=metadata,
+        partition=day,
+    )
+
+
+def deadline_evaluations(instance: DagsterInstance, days: Iterable[str | None]) -> list[AssetCheckEvaluation]:
+    """A run's verdicts: for the days it wrote that are due now or later. Older days were judged at
+    their deadlines, and a re-run or a backfill of history does not change their first publish."""
+    now = _now()
+    due = deadline.due_day(SETTINGS.freshness_deadline_cron, now)
+    return [deadline_evaluation(instance, day, now) for day in days if day is not None and day >= due]
+
+
+@sensor(
+    name=DEADLINE_SENSOR,
+    default_status=SETTINGS.default_status,
+    minimum_interval_seconds=SETTINGS.tick_interval_s,
     description=(
-        f"Today's partition is published by {SETTINGS.freshness_deadline_cron} (UTC, LAKE_FRESHNESS_DEADLINE_CRON). "
-        "Evaluated at each deadline and after every trusted/tmdb run, so a late partition turns it green."
+        f"Judges trusted/tmdb:published_by_deadline for the day that is due, at {DEADLINE_WORDS} and whenever its "
+        "verdict changes (missing, then published late), with no run."
     ),
-    # Dagster's build_time_partition_freshness_checks fails its run before the first partition is due
-    # (no partition window at the previous deadline); this check passes then, and names the partition.
-    automation_condition=AutomationCondition.cron_tick_passed(SETTINGS.freshness_deadline_cron, TIMEZONE).since_last_handled(),
-    metadata={"deadline_cron": SETTINGS.freshness_deadline_cron},
 )
-def tmdb_published_by_deadline(context: AssetCheckExecutionContext) -> AssetCheckResult:
-    return partition_freshness(context.instance, TRUSTED_TMDB, SETTINGS.freshness_deadline_cron, get_current_timestamp())
+def deadline_sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
+    now = _now()
+    day = deadline.due_day(SETTINGS.freshness_deadline_cron, now)
+    with partition_loading_context(effective_dt=now):
+        if not daily_partitions.has_partition_key(day):
+            return SkipReason(f"no day is due yet: {day} precedes the first daily partition")
+    history = context.instance.event_log_storage.get_asset_check_execution_history(
+        DEADLINE_CHECK, limit=20, partition_filter=PartitionKeyFilter(key=day)
+    )
+    latest = history[0] if history else None
+    if latest is not None and latest.status is AssetCheckExecutionRecordStatus.PLANNED:
+        return SkipReason(f"{day}: run {latest.run_id} is publishing it and will judge it")
+    evaluation = deadline_evaluation(context.instance, day, now)
+    status = evaluation.metadata["status"]
+    said = latest.event.asset_check_evaluation if latest is not None and latest.event is not None else None
+    if said is not None and said.metadata.get("status") == status:
+        return SkipReason(f"{day}: {status.value}, already recorded")
+    # Dagster stores one runless result per check and day (a unique key on run id and partition):
+    # after this sensor's verdict, the run that publishes the day records the next one.
+    if any(record.run_id == "" for record in history):
+        return SkipReason(f"{day}: now {status.value}; the run that publishes it records that, as this sensor spoke already")
+    return SensorResult(asset_events=[evaluation])
 
 
-FRESHNESS_CHECKS: Sequence = [tmdb_published_by_deadline]
+def _now() -> dt.datetime:
+    return dt.datetime.fromtimestamp(get_current_timestamp(), dt.UTC)

@@ -9,7 +9,7 @@ from dagster import Definitions, in_process_executor
 
 from lake_assets.alerts import ALERT_SENSORS, alert_webhook_from_env
 from lake_assets.assets import raw, trusted
-from lake_assets.automation import FRESHNESS_CHECKS, automated, automation_sensor, daily_tmdb_collection
+from lake_assets.automation import automated, automation_sensor, daily_tmdb_collection, deadline_sensor
 from lake_assets.io_managers import RawZoneIOManager, TrustedParquetIOManager
 from lake_assets.resources import (
     catalog_resource_from_env,
@@ -38,9 +38,8 @@ def resources_from_env() -> dict:
 
 defs = Definitions(
     assets=ASSETS,
-    asset_checks=FRESHNESS_CHECKS,
     schedules=[daily_tmdb_collection],
-    sensors=[raw_arrivals_sensor, automation_sensor, *ALERT_SENSORS],
+    sensors=[raw_arrivals_sensor, automation_sensor, deadline_sensor, *ALERT_SENSORS],
     resources=resources_from_env(),
     # All steps of a run share one process, so one Spark session: a step process of its own
     # costs ~4 s of imports plus, on a classic session, ~6 s of JVM start, and 2 cores gain

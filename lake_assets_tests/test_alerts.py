@@ -23,7 +23,6 @@ from lake_assets.alerts import (
     ALERTED_TAG,
     AlertDeliveryError,
     AlertWebhook,
-    check_failure_alerts,
     freshness_alerts,
     run_failure_alerts,
 )
@@ -32,7 +31,7 @@ from lake_assets.automation import TRUSTED_FILMES
 from lake_assets.io_managers import RawZoneIOManager
 from lake_assets.resources.lake import LakeResource
 from lake_assets.resources.tmdb import TMDBResource
-from lake_assets_tests.test_automation import DAY, _at, _run_freshness_check, trusted_tmdb_stand_in
+from lake_assets_tests.test_automation import DAY, _at, _deadline_tick, _publish
 from lake_tools.fake_webhook import FakeWebhook
 
 UI = "http://dagster.example:3000"
@@ -77,7 +76,7 @@ def _webhook(hook, **settings) -> AlertWebhook:
 
 
 def _collect_past_day(instance, lake, day="2024-01-15"):
-    """A real failure: raw/tmdb_json refuses to label today's TMDB data as a past date."""
+    """A real failure: raw/tmdb_json cannot collect a past day that has no raw files."""
     return materialize(
         [raw.tmdb_json],
         partition_key=day,
@@ -96,8 +95,10 @@ def test_a_failed_run_posts_one_message_with_asset_partition_cause_and_link(hook
     assert not result.success
     sensor.tick()
     (text,) = hook.messages
-    assert text.startswith("lake_assets: run failed | raw/tmdb_json [2024-01-15] | raw__tmdb_json: raw/tmdb_json for 2024-01-15:")
-    assert "TMDB serves only current data" in text
+    assert text.startswith(
+        "lake_assets: run failed | raw/tmdb_json [2024-01-15] | raw__tmdb_json: raw/tmdb_json: 1 day(s) without"
+    )
+    assert "TMDB serves only today's data" in text
     assert text.endswith(f"| {UI}/runs/{result.run_id}")
     assert "\n" not in text and hook.secret not in text
 
@@ -143,27 +144,37 @@ def test_no_secret_reaches_a_message(hook, instance, monkeypatch):
     assert SECRET not in text and "api_key=***" in text and hook.secret not in text
 
 
-def test_a_freshness_check_alerts_when_it_turns_late_not_again_while_it_stays_late(hook, instance):
-    sensor = Sensor(check_failure_alerts, instance, _webhook(hook))
+def test_the_due_days_deadline_alerts_once_per_verdict_missing_then_late(hook, instance):
+    with freeze_time(_at(8, 0)):
+        sensor = Sensor(freshness_alerts, instance, _webhook(hook))
 
-    late = _run_freshness_check(instance, _at(9, 30))
-    assert not late.passed
-    sensor.tick()
+    assert _deadline_tick(instance, _at(9, 30)).metadata["status"].value == "missing"
+    with freeze_time(_at(9, 31)):
+        sensor.tick()
+        sensor.tick()  # still missing: no second message
     (text,) = hook.messages
-    assert text.startswith(f"lake_assets: not fresh | trusted/tmdb [{DAY}] | published_by_deadline failed: ")
-    assert f"not published by its deadline, {DAY} 09:00 UTC" in text and f"{UI}/runs/" in text
+    assert text.startswith(f"lake_assets: not fresh | trusted/tmdb [{DAY}] | published_by_deadline missing: Not published;")
+    assert f"due by 09:00 UTC on {DAY}" in text and f"{UI}/assets/trusted/tmdb" in text
 
-    assert not _run_freshness_check(instance, _at(10, 0)).passed  # still late: no second message
-    sensor.tick()
-    assert len(hook.messages) == 1
+    _publish(instance, DAY, _at(10, 30))  # the run records "late"
+    with freeze_time(_at(10, 31)):
+        sensor.tick()
+    assert len(hook.messages) == 2 and "published_by_deadline late: Published 1 h 30 min late" in hook.messages[1]
 
-    with freeze_time(_at(10, 30)):
-        materialize([trusted_tmdb_stand_in], instance=instance, partition_key=DAY)
-    assert _run_freshness_check(instance, _at(10, 35)).passed
     next_day = (dt.date.fromisoformat(DAY) + dt.timedelta(days=1)).isoformat()
-    assert not _run_freshness_check(instance, _at(9, 30, next_day)).passed  # late again, a new day
-    sensor.tick()
-    assert len(hook.messages) == 2 and f"[{next_day}]" in hook.messages[1]
+    _deadline_tick(instance, _at(9, 30, next_day))
+    with freeze_time(_at(9, 31, next_day)):
+        sensor.tick()
+    assert len(hook.messages) == 3 and f"[{next_day}]" in hook.messages[2]
+
+
+def test_an_alert_sensor_without_a_webhook_skips_and_says_why(instance, tmp_path):
+    sensors = [Sensor(definition, instance, AlertWebhook()) for definition in (run_failure_alerts, freshness_alerts)]
+    _collect_past_day(instance, LakeResource(root=str(tmp_path / "lake")))
+    for sensor in sensors:
+        result = sensor.tick()
+        assert not result.run_requests  # a skipped tick in the UI, with its reason, not a green one
+        assert "LAKE_ALERT_WEBHOOK_URL is unset" in (result.skip_message or ""), sensor.definition.name
 
 
 def test_a_freshness_policy_turning_fail_posts_one_message(hook, instance):

@@ -12,7 +12,10 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import materialize
 
+from lake_assets import deadline
 from lake_assets.assets import raw, trusted
+from lake_assets.automation import SETTINGS
+from lake_assets.contracts import FILMES
 from lake_assets.resources.lake import LakeResource
 from lake_assets.storage.publish import MANIFEST
 from lake_assets_tests.readback import Lake, lake_resources
@@ -52,7 +55,7 @@ def test_filmes_sample_typed_with_rejections_counted(lake, spark_resource):
     raw_meta, meta = _metadata(result, "raw/filmes_csv"), _metadata(result, "trusted/filmes")
     landed = lake.storage("raw").get_bytes("raw/filmes/filmes.csv")
     assert landed == raw.SAMPLE_FILMES.read_bytes()  # byte for byte
-    assert raw_meta["data_rows"] == 2000 and raw_meta["bytes"] == len(landed)
+    assert raw_meta["dagster/row_count"] == 2000 and raw_meta["bytes"] == len(landed)
 
     read = Lake(lake)
     table = read.table("trusted/filmes/")
@@ -68,8 +71,18 @@ def test_filmes_sample_typed_with_rejections_counted(lake, spark_resource):
     assert table.column("data_de_lancamento").null_count == 21  # the sample's empty dates
     assert {c.name for c in meta["dagster/column_schema"].columns} == set(table.column_names)
     (contract,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "contract"]
-    assert contract.passed and contract.metadata["violations"].value == {}
-    assert "2000 source records; 1998 published + 2 rejected" in contract.metadata["rules"].value
+    assert "2000 source records; 1998 published + 2 rejected" in contract.metadata["rules_table"].value
+    assert contract.metadata["rules_broken"].value == 0 and contract.metadata["rejected_rows"].value == 2
+    assert not contract.passed and contract.severity.value == "WARN"  # the 2 rejected rows, said on the check's face
+    reasons = contract.metadata["rejected_by_reason"].value
+    assert sum(reasons.values()) == 2 and contract.description.startswith("Published; 2 rows rejected: ")
+    # One rule count: the check's description, its metadata and the materialisation agree.
+    rules = 1 + len(FILMES.rules)
+    assert contract.metadata["rules"].value == rules and meta["contract"].startswith(f"{rules} rules (")
+    (spec,) = [spec for spec in trusted.filmes.check_specs if spec.name == "contract"]
+    assert f" {rules} rules: schema_contract (fail), " in spec.description
+    columns = {c.name: c.description for c in meta["dagster/column_schema"].columns}
+    assert columns["media_de_votos"] == "Vote average, 0 to 10. Rules: media_de_votos_0_to_10 (drop)."
 
 
 def test_rematerialising_replaces_exactly(lake, spark_resource):
@@ -146,8 +159,14 @@ def test_tmdb_partition_from_offline_snapshot(lake, spark_resource):
     assert "dt" not in table.column_names  # the partition is the folder
     assert "| produtora |" in meta["movies_by_company"] and "| idioma_original |" in meta["movies_by_language"]
     (contract,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "contract"]
-    assert contract.passed and contract.partition == today and contract.metadata["dropped_rows"].value == {}
-    assert f"| one_row_per_movie_per_day | drop | 0 | {len(ids)} |" in contract.metadata["rules"].value
+    assert contract.passed and contract.partition == today and contract.metadata["rejected_by_reason"].value == {}
+    assert f"| one_row_per_movie_per_day | drop | 0 | {len(ids)} |" in contract.metadata["rules_table"].value
+    # Today's deadline is judged by the run that publishes it, from its first publish time.
+    (on_deadline,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "published_by_deadline"]
+    due = deadline.deadline_of(today, SETTINGS.freshness_deadline_cron)
+    expected = "on time" if dt.datetime.now(dt.UTC) <= due else "late"
+    assert on_deadline.partition == today and on_deadline.metadata["status"].value == expected
+    assert on_deadline.passed == (expected == "on time")
 
 
 def test_duckdb_reads_trusted_tmdb_with_hive_partitioning(tmp_path, spark_resource):
@@ -170,8 +189,52 @@ def test_past_partition_is_refused_without_override(tmp_path, spark_resource):
     )
     assert not result.success
     (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-    assert "TMDB serves only current data" in failure.event_specific_data.error.message
+    assert "TMDB serves only today's data" in failure.event_specific_data.error.message
+    assert "make seed-history" in failure.event_specific_data.error.message
     assert not list(lake.storage("raw").list("raw/tmdb/"))
+
+
+def test_a_launch_over_past_raw_days_registers_the_landed_ones_and_fails_only_the_others(tmp_path):
+    """What the UI's Materialize does over past days of raw/tmdb_json: the landed days stay materialised
+    (each with its own row count), nothing is collected or rewritten, and only a day with no files fails."""
+    from dagster import DagsterInstance
+
+    from lake_assets.io_managers import RawZoneIOManager
+    from lake_assets.resources.tmdb import TMDBResource
+    from lake_tools.seed_history import seed, snapshot_records
+
+    lake = LakeResource(root=str(tmp_path / "lake"))
+    landed = seed(lake, dt.date(2024, 4, 1), 2, snapshot_records())
+    before = {key: Lake(lake).bytes_of(f"raw/tmdb/dt={key}/") for key in landed}
+    resources = {"lake": lake, "tmdb": TMDBResource(), "raw_io_manager": RawZoneIOManager(lake=lake)}
+    tags = {"dagster/asset_partition_range_start": "2024-04-01", "dagster/asset_partition_range_end": "2024-04-03"}
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize([raw.tmdb_json], resources=resources, tags=tags, instance=instance, raise_on_error=False)
+        assert not result.success
+        (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+        message = failure.event_specific_data.error.message
+        assert "1 day(s) without raw files (2024-04-03)" in message and "2 landed day(s) of this run were registered" in message
+        events = {e.partition: e.materialization.metadata for e in result.get_asset_materialization_events()}
+        assert set(events) == set(landed)
+        for key, count in landed.items():
+            lines = [
+                line
+                for k in Lake(lake).keys(f"raw/tmdb/dt={key}/")
+                if k.endswith(".jsonl")
+                for line in lake.storage("raw").get_bytes(k).decode().splitlines()
+                if line.strip()
+            ]
+            assert events[key]["dagster/row_count"].value == len(lines) == count
+        status = instance.get_status_by_partition(
+            raw.tmdb_json.key, ["2024-04-01", "2024-04-02", "2024-04-03"], raw.tmdb_json.partitions_def
+        )
+        assert {k: v.value for k, v in status.items()} == {
+            "2024-04-01": "MATERIALIZED",
+            "2024-04-02": "MATERIALIZED",
+            "2024-04-03": "FAILED",
+        }
+    assert {key: Lake(lake).bytes_of(f"raw/tmdb/dt={key}/") for key in landed} == before  # nothing rewritten
+    assert not list(lake.storage("raw").list("raw/tmdb/dt=2024-04-03/"))
 
 
 def test_failed_publish_leaves_previous_version_readable(tmp_path, spark_resource, monkeypatch):

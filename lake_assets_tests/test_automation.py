@@ -15,17 +15,23 @@ from dagster import (
     AssetCheckKey,
     AssetCheckResult,
     AssetMaterialization,
-    AssetSelection,
     BackfillPolicy,
     Definitions,
+    Failure,
+    MaterializeResult,
+    Output,
     RunRequest,
+    SensorResult,
+    SkipReason,
     asset,
     asset_check,
     build_schedule_context,
+    build_sensor_context,
     evaluate_automation_conditions,
     instance_for_test,
     materialize,
 )
+from dagster._core.event_api import PartitionKeyFilter
 from dagster._core.test_utils import freeze_time
 
 from lake_assets import automation
@@ -38,7 +44,9 @@ from lake_assets.automation import (
     TRUSTED_TMDB,
     AutomationSettings,
     automated,
-    tmdb_published_by_deadline,
+    deadline_check_spec,
+    deadline_evaluations,
+    deadline_sensor,
 )
 from lake_assets.definitions import defs, resources_from_env
 from lake_assets.io_managers import RawZoneIOManager
@@ -63,6 +71,11 @@ def trusted_tmdb_stand_in() -> None:  # a materialisation record without Spark
     return None
 
 
+@asset(key=TRUSTED_TMDB, partitions_def=daily_partitions, check_specs=[deadline_check_spec(daily_partitions)])
+def trusted_tmdb_that_fails():  # a run of trusted/tmdb that fails, with the deadline check planned in it
+    raise Failure("a broken run for one day")
+
+
 @asset(key=TRUSTED_FILMES, deps=[raw.filmes_csv])
 def trusted_filmes_stand_in() -> None:
     return None
@@ -71,7 +84,7 @@ def trusted_filmes_stand_in() -> None:
 # The project's assets with the project's conditions, plus a blocking check on the raw partition.
 EVALUATED = Definitions(
     assets=automated([raw.filmes_csv, raw.tmdb_json, trusted.filmes, trusted.tmdb]),
-    asset_checks=[raw_contract, tmdb_published_by_deadline],
+    asset_checks=[raw_contract],
     resources=resources_from_env(),  # bound, never used: nothing is executed through these definitions
 )
 
@@ -291,42 +304,94 @@ def test_trusted_filmes_follows_a_raw_filmes_run_but_not_a_run_that_built_both(i
 # --- freshness ------------------------------------------------------------------------------------
 
 
-def _run_freshness_check(instance, when: dt.datetime):
+def _deadline_tick(instance, when: dt.datetime):
+    """One tick of deadline_sensor at `when`; its verdict is recorded as the daemon records it."""
     with freeze_time(when):
-        result = materialize(
-            [trusted_tmdb_stand_in, tmdb_published_by_deadline],
-            instance=instance,
-            selection=AssetSelection.checks(tmdb_published_by_deadline),
-        )
-    (evaluation,) = result.get_asset_check_evaluations()
+        result = deadline_sensor(build_sensor_context(instance=instance))
+    if isinstance(result, SkipReason):
+        return result
+    assert isinstance(result, SensorResult)
+    (evaluation,) = result.asset_events
+    instance.report_runless_asset_event(evaluation)
     return evaluation
 
 
-def test_freshness_fails_after_the_deadline_while_todays_partition_is_missing(instance):
-    before_first = _run_freshness_check(instance, dt.datetime(2024, 1, 1, 8, tzinfo=UTC))
-    assert before_first.passed  # the last deadline (2023-12-31 09:00) precedes the first partition
-
-    late = _run_freshness_check(instance, _at(9, 30))
-    assert not late.passed and late.severity.value == "ERROR"
-    assert late.metadata["partition"].value == DAY  # today's partition is due by today's 09:00
-    assert f"[{DAY}] not published by its deadline, {DAY} 09:00 UTC" in late.description
-
-    with freeze_time(_at(9, 40)):
-        materialize([trusted_tmdb_stand_in], instance=instance, partition_key=DAY)
-    published = _run_freshness_check(instance, _at(9, 45))
-    assert published.passed and published.metadata["partition"].value == DAY
-
-    # Before today's deadline the check holds yesterday's partition to yesterday's deadline.
-    next_morning = (dt.date.fromisoformat(DAY) + dt.timedelta(days=1)).isoformat()
-    assert _run_freshness_check(instance, _at(8, 59, next_morning)).passed
-    assert not _run_freshness_check(instance, _at(9, 1, next_morning)).passed
+@asset(key=TRUSTED_TMDB, partitions_def=daily_partitions, check_specs=[deadline_check_spec(daily_partitions)])
+def trusted_tmdb_judged(context):  # publishes a day and judges its deadline, as trusted/tmdb does
+    yield MaterializeResult()
+    yield from deadline_evaluations(context.instance, context.partition_keys)
+    yield Output(None, output_name=context.assets_def.get_output_name_for_asset_check_key(FRESHNESS_KEY))
 
 
-def test_the_freshness_check_runs_at_each_deadline(instance):
-    ticks = Ticks(instance)
-    assert ticks.at(_at(8, 58)) == {}
-    assert ticks.at(_at(8, 59)) == {}
-    assert ticks.at(_at(9, 0, DAY).replace(second=30)) == {"trusted/tmdb:published_by_deadline": []}
-    assert ticks.at(_at(9, 2)) == {}
+def _publish(instance, day: str, when: dt.datetime):
+    with freeze_time(when):
+        assert materialize([trusted_tmdb_judged], instance=instance, partition_key=day).success
+
+
+def _status(evaluation) -> str:
+    return evaluation.metadata["status"].value
+
+
+def test_a_day_missing_at_its_deadline_is_judged_with_no_run_then_late_when_published(instance):
+    assert isinstance(_deadline_tick(instance, dt.datetime(2023, 12, 31, 10, tzinfo=UTC)), SkipReason)  # before day 1
+
+    missing = _deadline_tick(instance, _at(9, 30))
+    assert (missing.partition, _status(missing), missing.passed, missing.severity.value) == (DAY, "missing", False, "ERROR")
+    assert missing.description == f"Not published; it was due by 09:00 UTC on {DAY}."
+    assert "already recorded" in _deadline_tick(instance, _at(9, 31)).skip_message
+
+    _publish(instance, DAY, _at(10, 30))  # the publishing run records the new verdict
+    (record,) = instance.event_log_storage.get_asset_check_execution_history(
+        FRESHNESS_KEY, limit=1, partition_filter=PartitionKeyFilter(key=DAY)
+    )
+    late = record.event.asset_check_evaluation
+    assert (_status(late), late.passed, late.severity.value) == ("late", False, "WARN")
+    assert late.metadata["minutes_late"].value == 90.0
+    assert late.description.startswith(f"Published 1 h 30 min late, at {DAY} 10:30 UTC")
+    assert "already recorded" in _deadline_tick(instance, _at(10, 31)).skip_message
+
+    # A re-run later keeps the first publish: still 90 minutes late.
+    _publish(instance, DAY, _at(15, 0))
+    with freeze_time(_at(15, 5)):
+        (again,) = deadline_evaluations(instance, [DAY])
+    assert _status(again) == "late" and again.metadata["minutes_late"].value == 90.0
+
+
+def test_a_day_published_before_its_deadline_passes_and_says_when(instance):
     next_day = (dt.date.fromisoformat(DAY) + dt.timedelta(days=1)).isoformat()
-    assert ticks.at(_at(9, 1, next_day)) == {"trusted/tmdb:published_by_deadline": []}
+    _publish(instance, next_day, _at(6, 2, next_day))  # judged on time by its run as well
+    # Before the deadline the day due is the previous one.
+    previous = _deadline_tick(instance, _at(8, 0, next_day))
+    assert previous.partition == DAY and _status(previous) == "missing"
+    assert "on time, already recorded" in _deadline_tick(instance, _at(9, 1, next_day)).skip_message
+    (record,) = instance.event_log_storage.get_asset_check_execution_history(
+        FRESHNESS_KEY, limit=5, partition_filter=PartitionKeyFilter(key=next_day)
+    )
+    on_time = record.event.asset_check_evaluation
+    assert (on_time.partition, _status(on_time), on_time.passed) == (next_day, "on time", True)
+    assert on_time.description == f"Published at {next_day} 06:02 UTC, due by 09:00 UTC on {next_day}."
+
+
+def test_a_failed_run_for_another_day_leaves_the_due_days_verdict_alone(instance):
+    with freeze_time(_at(6, 0)):  # published by a run that does not judge it: the sensor does, at 09:00
+        assert materialize([trusted_tmdb_stand_in], instance=instance, partition_key=DAY).success
+    on_time = _deadline_tick(instance, _at(9, 5))
+    assert on_time.passed and _status(on_time) == "on time"
+    with freeze_time(_at(9, 10)):
+        failed = materialize([trusted_tmdb_that_fails], instance=instance, partition_key="2024-02-01", raise_on_error=False)
+    assert not failed.success
+    history = instance.event_log_storage.get_asset_check_execution_history(
+        FRESHNESS_KEY, limit=10, partition_filter=PartitionKeyFilter(key=DAY)
+    )
+    assert [record.status.value for record in history] == ["SUCCEEDED"]  # the failed run never touched DAY
+    assert "already recorded" in _deadline_tick(instance, _at(9, 15)).skip_message
+
+
+def test_a_run_judges_the_days_that_are_due_now_and_leaves_history_alone(instance):
+    _publish(instance, DAY, _at(17, 25))
+    _publish(instance, "2024-02-01", _at(17, 25))
+    with freeze_time(_at(17, 26)):
+        evaluations = deadline_evaluations(instance, [DAY, "2024-02-01", None])
+    (today,) = evaluations  # a backfilled day of history is not judged again by a re-run
+    assert (today.partition, _status(today), today.severity.value) == (DAY, "late", "WARN")
+    assert today.metadata["minutes_late"].value == 8 * 60 + 25.0

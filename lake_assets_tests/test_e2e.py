@@ -288,7 +288,7 @@ def test_a_failed_run_posts_exactly_one_alert_with_no_secret_in_it(dagster_serve
 
     (text,) = dagster_server.wait("its alert", alerted, ALERT_TIMEOUT_S, 1.0)
     assert text.startswith(f"lake_assets: run failed | raw/tmdb_json [{FAILING_DAY}] | ")
-    assert "TMDB serves only current data" in text and text.endswith(f"| {dagster_server.url}/runs/{run_id}")
+    assert "TMDB serves only today's data" in text and text.endswith(f"| {dagster_server.url}/runs/{run_id}")
 
     time.sleep(15)  # three more ticks of the alert sensors: still one message for this run
     assert len(alerted()) == 1

@@ -3,7 +3,7 @@ keeping its declared contract (`lake_assets/contracts/`).
 
 An asset reads what the raw IO manager hands it with Spark, passes the DataFrame to the pure
 transforms and to its contract, and has the Parquet IO manager publish it; the contract's results
-become the asset's checks, one per rule per partition.
+become the asset's contract check, one result per table or partition.
 """
 
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +17,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lake_assets.assets import OWNERS, raw
+from lake_assets.automation import deadline_check_spec, deadline_evaluations
 from lake_assets.checks import check_specs, contract_events, schema_failure
 from lake_assets.contracts import FILMES, TMDB
 from lake_assets.csv_files import Encoding, check_encoding, count_records, header_line, split_at_records
@@ -137,7 +138,7 @@ def _read_csv_as_strings(spark: SparkSession, paths: list[str], columns: list[st
     backfill_policy=BackfillPolicy.single_run(),
     io_manager_key="parquet_io_manager",
     metadata={LAKE_PATH: "trusted/tmdb"},
-    check_specs=check_specs(TMDB, TMDB_KEY, daily_partitions),
+    check_specs=[*check_specs(TMDB, TMDB_KEY, daily_partitions), deadline_check_spec(daily_partitions)],
     pool="trusted_tmdb",
 )
 def tmdb(
@@ -154,7 +155,7 @@ def tmdb(
     report = parquet_io_manager.publish(
         context, flagged, TMDB, "tmdb_details", source_records=lambda: raw_tmdb.records, describe=_summaries
     )
-    yield from contract_events(context, report, "trusted/tmdb")
+    yield from contract_events(context, report, "trusted/tmdb", also=lambda days: deadline_evaluations(context.instance, days))
 
 
 def _read_details(spark: SparkSession, raw: RawFolders) -> DataFrame:
