@@ -540,6 +540,18 @@ def test_the_contracts_document_is_the_declarations():
     assert committed == markdown([FILMES, TMDB]), "regenerate: python -m lake_assets.contracts > docs/contracts.md"
 
 
+def test_every_column_of_every_layout_is_described_once():
+    from lake_assets.contracts import FILMES, TMDB
+
+    for contract in (FILMES, TMDB):
+        declared = {column for layout in contract.layouts.values() for column in layout}
+        assert set(contract.columns) == declared, contract.table
+        assert all(text.endswith(".") and "\n" not in text for text in contract.columns.values())
+    docs = TMDB.column_docs("tmdb_details")
+    assert docs["tmdb_id"] == "TMDB's movie id. Rules: tmdb_id_present (drop), one_row_per_movie_per_day (drop)."
+    assert docs["receita"] == "The revenue in US dollars (0 when unknown)."
+
+
 @pytest.mark.parametrize("parts", [2, 3, 7])
 def test_a_quoted_csv_cut_at_record_boundaries_reads_back_exactly(tmp_path, spark, parts):
     """The cut points fall only between records, however the quoted line breaks and quotes fall."""

@@ -11,7 +11,9 @@ def markdown(contracts: list[Contract]) -> str:
         "",
         "Generated from `lake_assets/contracts/` by `python -m lake_assets.contracts > docs/contracts.md`;",
         "each table's contract is one asset check, `contract` (per day for `trusted/tmdb`), failing with ERROR",
-        "severity and blocking when a `fail` rule broke, with WARN severity when only `warn` rules did.",
+        "severity and blocking when a `fail` rule broke, and with WARN severity when a `warn` rule broke or any",
+        "row was rejected (its description counts them per reason: a drop rule, or a parse failure such as",
+        "`malformed JSON line`). The rule count includes `schema_contract`, the columns and types of the layout.",
         "",
         "- `fail`: the table or day is not published, the previous version stays current and readable, and the",
         "  run fails naming the rule, the violating count and up to 5 sample values;",
@@ -26,6 +28,8 @@ def markdown(contracts: list[Contract]) -> str:
                 f"- layout `{name}`: {columns}"
                 + (f", partitioned by `{contract.partition_column}`" if contract.partition_column else "")
             )
+        lines += ["", "| column | what it holds |", "|---|---|"]
+        lines += [f"| `{column}` | {text} |" for column, text in contract.columns.items()]
         lines += ["", "| rule | kind | severity | what it promises |", "|---|---|---|---|"]
         lines += [f"| `{rule.name}` | {rule.kind} | {rule.severity} | {rule.description} |" for rule in contract.rules]
     return "\n".join(lines) + "\n"
