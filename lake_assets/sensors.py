@@ -60,6 +60,12 @@ _ACTIVE_RUN_STATUSES = [
     DagsterRunStatus.CANCELING,
 ]
 _MAX_FILES_IN_METADATA = 20
+# A registered day's dagster/row_count lists its folder and reads its files: a listing gives sizes, not
+# records. Raw TMDB days are a few hundred KB in a few files, but a history drop registers hundreds of
+# days in one tick, which must end within the daemon's evaluation timeout (one S3 GET is ~5 ms): past
+# either bound in a tick, further days are registered without a count.
+ROW_COUNT_BYTES_PER_TICK = 64 * 1024 * 1024
+ROW_COUNT_FILES_PER_TICK = 1000
 
 
 FILMES_KEY = lake_path(raw.filmes_csv)  # raw/filmes/filmes.csv
@@ -162,6 +168,7 @@ def evaluate(context: SensorEvaluationContext, lake: LakeResource, now: float) -
         )
 
     judge = _Judge(context.instance)
+    counter = _RecordCounter(storage, ROW_COUNT_BYTES_PER_TICK, ROW_COUNT_FILES_PER_TICK)
     events, requests, deferred, registered_only = [], defaultdict(list), [], []
     for target in sorted(by_target):
         if target.partition in outside:
@@ -174,7 +181,7 @@ def evaluate(context: SensorEvaluationContext, lake: LakeResource, now: float) -
             deferred.extend(arrivals)
             continue
         objects = [obj for obj, _ in arrivals]
-        events.append(_materialization(storage, target, objects, lake.dt_layout))
+        events.append(_materialization(storage, target, objects, lake.dt_layout, counter))
         if judge.trusted_already_read(target, arrivals):
             registered_only.append(target)
         else:
@@ -190,6 +197,11 @@ def evaluate(context: SensorEvaluationContext, lake: LakeResource, now: float) -
         context.log.info(
             f"{SENSOR_NAME}: registered {len(registered_only)} raw partition(s) whose trusted partition was computed "
             "after the files landed; no run requested for them"
+        )
+    if counter.uncounted:
+        context.log.warning(
+            f"{SENSOR_NAME}: {counter.uncounted} raw partition(s) registered without dagster/row_count: "
+            f"more than {ROW_COUNT_FILES_PER_TICK} files or {ROW_COUNT_BYTES_PER_TICK // 2**20} MiB to read in one tick"
         )
     if not events:
         return SensorResult(skip_reason=f"no new raw files ({len(deferred)} deferred)", cursor=cursor.dumps())
@@ -354,21 +366,49 @@ class _Judge:
         return started is not None and max(obj.modified for obj, _ in arrivals) + MODIFIED_RESOLUTION_S <= started
 
 
-def _materialization(storage: Storage, target: Target, objects: list[ObjectInfo], layout: DtLayout) -> AssetMaterialization:
+def _materialization(
+    storage: Storage, target: Target, objects: list[ObjectInfo], layout: DtLayout, counter: "_RecordCounter"
+) -> AssetMaterialization:
     where = FILMES_KEY if target.partition is None else f"{TMDB_PREFIX}{dt_path(target.partition, layout)}"
     keys = sorted(obj.key for obj in objects)
+    metadata = {
+        "path": MetadataValue.path(storage.uri(where)),
+        "arrived_files": len(objects),
+        "arrived_bytes": sum(obj.size for obj in objects),
+        "last_modified": MetadataValue.timestamp(max(obj.modified for obj in objects)),
+        "files": MetadataValue.json(keys[:_MAX_FILES_IN_METADATA] + (["…"] if len(keys) > _MAX_FILES_IN_METADATA else [])),
+    }
+    records = None if target.partition is None else counter.records(f"{where}/")
+    if records is not None:
+        metadata["dagster/row_count"] = MetadataValue.int(records)
     return AssetMaterialization(
         asset_key=target.asset_key,
         partition=target.partition,
         description=f"{len(objects)} file(s) landed from outside Dagster; registered by {SENSOR_NAME}",
-        metadata={
-            "path": MetadataValue.path(storage.uri(where)),
-            "arrived_files": len(objects),
-            "arrived_bytes": sum(obj.size for obj in objects),
-            "last_modified": MetadataValue.timestamp(max(obj.modified for obj in objects)),
-            "files": MetadataValue.json(keys[:_MAX_FILES_IN_METADATA] + (["…"] if len(keys) > _MAX_FILES_IN_METADATA else [])),
-        },
+        metadata=metadata,
     )
+
+
+class _RecordCounter:
+    """Records (non-blank JSON lines) of a raw TMDB day, across all its data files, arrived or not,
+    within the tick's budget of bytes and files."""
+
+    def __init__(self, storage: Storage, budget_bytes: int, budget_files: int):
+        self.storage, self.bytes, self.files = storage, budget_bytes, budget_files
+        self.uncounted = 0
+
+    def records(self, folder: str) -> int | None:
+        if self.files <= 0:
+            self.uncounted += 1
+            return None
+        files = [obj for obj in self.storage.list(folder) if not is_hidden(obj.key[len(folder) :])]
+        size = sum(obj.size for obj in files)
+        if size > self.bytes or len(files) > self.files:
+            self.uncounted += 1
+            self.files = 0  # a day too big for what is left: the budget is spent, list no further folder
+            return None
+        self.bytes, self.files = self.bytes - size, self.files - len(files)
+        return sum(1 for obj in files for line in (self.storage.get_bytes(obj.key) or b"").splitlines() if line.strip())
 
 
 def _run_requests(trusted_key: AssetKey, items: list[tuple[Target, list[ObjectInfo]]]) -> list[RunRequest]:

@@ -8,9 +8,18 @@ import json
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
-from dagster import AssetKey, DagsterInstance, SensorResult, build_sensor_context, instance_for_test, materialize
+from dagster import (
+    AssetKey,
+    AssetRecordsFilter,
+    DagsterInstance,
+    SensorResult,
+    build_sensor_context,
+    instance_for_test,
+    materialize,
+)
 
 from lake_assets import sensors
 from lake_assets.assets import raw
@@ -348,7 +357,13 @@ def test_a_tick_after_the_first_reads_only_new_objects(lake, instance, listings)
     events, requests = daemon.tick()
     last_day = (dt.date(2024, 1, 1) + dt.timedelta(days=days - 1)).isoformat()
     assert len(events) == days and _targets(requests) == [("trusted/tmdb", f"2024-01-01...{last_day}")]
-    assert sum(c["objects"] for c in listings) == days * 100
+    # The row counts list the registered days' folders again, until the tick's budget is spent.
+    counted = [c for c in listings if c["prefix"].startswith("raw/tmdb/dt=2024-")]
+    assert sum(c["objects"] for c in listings if c not in counted) == days * 100
+    assert len(counted) <= sensors.ROW_COUNT_FILES_PER_TICK // 100 + 1
+    assert sum(e.metadata.get("dagster/row_count") is not None for e in events) == min(
+        days, sensors.ROW_COUNT_FILES_PER_TICK // 100
+    )
 
     listings.clear()
     new_day = (dt.date(2024, 1, 1) + dt.timedelta(days=days)).isoformat()
@@ -358,11 +373,13 @@ def test_a_tick_after_the_first_reads_only_new_objects(lake, instance, listings)
     events, requests = daemon.tick()
     assert _partitions(events) == [new_day] and _targets(requests) == [("trusted/tmdb", new_day)]
     # one delimiter listing of the dt= folders, one incremental listing of raw/tmdb/, the filmes key,
-    # today's and yesterday's folders, and the new folder (watched for a few minutes: see the sensor)
+    # today's and yesterday's folders, the new folder (watched for a few minutes: see the sensor), and
+    # the new folder again for its row count
     assert [c["prefix"] for c in listings if c.get("folders")] == ["raw/tmdb/"]
     objects = [c for c in listings if not c.get("folders")]
-    assert len(objects) == 5
-    assert sum(c["objects"] for c in objects) == 4  # the 2 new objects, each seen by two listings
+    assert len(objects) == 6
+    assert sum(c["objects"] for c in objects) == 6  # the 2 new objects, each seen by three listings
+    assert events[0].metadata["dagster/row_count"].value == 2
     (incremental,) = [c for c in objects if c["prefix"] == "raw/tmdb/"]
     assert incremental["start_after"] == f"raw/tmdb/dt={last_day}/part-00099.jsonl"
 
@@ -452,3 +469,56 @@ def test_a_cursor_from_before_folder_tracking_treats_no_folder_as_new(lake, inst
     assert daemon.tick() == ([], [])
     assert not [c for c in listings if c["prefix"].startswith("raw/tmdb/dt=2024-01-0")]  # no folder listed in full
     assert json.loads(daemon.cursor)["folders"] == [["2024-01-01", "2024-01-03"]]
+
+
+def _landed_records(lake: LakeResource, folder: str) -> int:
+    """Non-blank lines of the data files in a raw folder, read with boto3 or from disk, not through the lake code."""
+    if lake.root.startswith("s3://"):
+        import boto3
+
+        bucket, prefix = lake.root.removeprefix("s3://").split("/", 1)
+        client = boto3.client("s3", endpoint_url=lake.endpoint_url, region_name=lake.region_name)
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/{folder}/")
+        keys = [o["Key"] for page in pages for o in page.get("Contents", []) if not o["Key"].rsplit("/", 1)[1].startswith("_")]
+        texts = [client.get_object(Bucket=bucket, Key=key)["Body"].read().decode() for key in keys]
+    else:
+        texts = [p.read_text() for p in (Path(lake.root) / folder).glob("*") if not p.name.startswith("_")]
+    return sum(1 for text in texts for line in text.splitlines() if line.strip())
+
+
+def _registered_row_count(instance, partition):
+    (record,) = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=RAW_TMDB, asset_partitions=[partition]), limit=1
+    ).records
+    entry = record.asset_materialization.metadata.get("dagster/row_count")
+    return entry.value if entry is not None else None
+
+
+def test_a_registered_day_has_the_row_count_of_all_its_files(lake, instance):
+    storage = lake.storage("raw")
+    seed(lake, dt.date(2024, 1, 1), 1, RECORDS)
+    storage.put_bytes(b'{"id": 1}\n\n{"id": 2}\n  \n{"id": 3}', "raw/tmdb/dt=2024-01-02/a.jsonl")  # blank lines are no records
+    storage.put_bytes(b'{"files": []}\n', "raw/tmdb/dt=2024-01-02/_manifest.json")
+    settle()
+    daemon = Daemon(instance, lake)
+    daemon.tick()
+    assert _registered_row_count(instance, "2024-01-01") == _landed_records(lake, "raw/tmdb/dt=2024-01-01")
+    assert _registered_row_count(instance, "2024-01-02") == _landed_records(lake, "raw/tmdb/dt=2024-01-02") == 3
+
+    storage.put_bytes(b'{"id": 4}\n{"id": 5}\n', "raw/tmdb/dt=2024-01-02/b.jsonl")  # arrives later: counted with a.jsonl
+    settle()
+    events, _ = daemon.tick()
+    assert [e.metadata["arrived_files"].value for e in events] == [1]
+    assert _registered_row_count(instance, "2024-01-02") == _landed_records(lake, "raw/tmdb/dt=2024-01-02") == 5
+
+
+def test_days_past_the_tick_s_reading_budget_are_registered_without_a_count(lake, instance, monkeypatch):
+    storage = lake.storage("raw")
+    storage.put_bytes(b'{"id": 1}\n', "raw/tmdb/dt=2024-01-01/a.jsonl")
+    storage.put_bytes(b'{"id": 2}\n{"id": 3}\n', "raw/tmdb/dt=2024-01-02/a.jsonl")
+    monkeypatch.setattr(sensors, "ROW_COUNT_BYTES_PER_TICK", 15)  # the first day's 10 bytes, not the second's 20
+    settle()
+    events, requests = Daemon(instance, lake).tick()
+    assert _partitions(events) == ["2024-01-01", "2024-01-02"] and len(requests) == 1
+    assert _registered_row_count(instance, "2024-01-01") == 1
+    assert _registered_row_count(instance, "2024-01-02") is None
