@@ -113,3 +113,26 @@ def test_each_trusted_table_has_a_pool_of_one_and_runs_of_different_tables_may_o
     with DagsterInstance.from_config(str(tmp_path)) as instance:  # also validates the file against Dagster's schema
         assert instance.global_op_concurrency_default_limit == 1
         assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs > 1
+
+
+def test_asset_jobs_require_only_resources_their_assets_and_checks_use():
+    """Dagster's pickling `io_manager` is in the launchpad, though no value ever goes through it:
+    every JobDefinition binds it (job_definition.py: `{DEFAULT_IO_MANAGER_KEY: default_job_io_manager,
+    **resource_defs}`), and every asset check's output (`Out(dagster_type=None)`) asks for it by its
+    default key, while execute_step never stores a check's output. It cannot be removed without a
+    wrapper of Dagster's own check outputs, so this pins what the jobs require: each key an asset's
+    compute, output or input uses, and `io_manager` only through check outputs."""
+    graph = defs.resolve_asset_graph()
+    for job in defs.get_repository_def().get_all_jobs():
+        used, asked_by_checks = set(), set()
+        for asset in job.asset_layer.asset_graph.assets_defs:
+            if not asset.is_executable:
+                continue
+            used |= set(asset.node_def.required_resource_keys)
+            used |= {graph.get(key).io_manager_key for key in asset.dependency_keys}  # its inputs' loader
+            for output in asset.node_def.output_defs:
+                target = asked_by_checks if output.name in asset.check_specs_by_output_name else used
+                target.add(output.io_manager_key)
+        assert "io_manager" not in used, f"{job.name}: an asset stores or loads a value with Dagster's pickling io_manager"
+        assert job.required_resource_keys - used <= {"io_manager"}, job.name
+        assert asked_by_checks <= {"io_manager"}
