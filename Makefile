@@ -92,7 +92,7 @@ cluster-down:
 	@$(BIN)/python -m lake_tools.cluster down
 
 ## DAYS days of raw TMDB history from START, from the offline snapshot, in LAKE_ROOT (for the backfill
-## and sensor demo). Dates before the first daily partition need TMDB_START_DATE (see the README).
+## and sensor demo). The daily partitions then start at START once the code location reloads.
 START ?= 2024-01-01
 DAYS  ?= 30
 seed-history: install

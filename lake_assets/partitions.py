@@ -17,8 +17,8 @@ from pyspark.sql import functions as F
 
 from lake_assets.storage import Storage
 
-# raw/tmdb_json's folder (its lake_path; a test keeps them equal): it cannot be read from the asset here,
-# since the asset module imports this one.
+# raw/tmdb_json's folder, declared here because the partitions' start is read from it; the asset
+# takes its lake_path from this name.
 RAW_TMDB_PATH = "raw/tmdb"
 
 _log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from pydantic import Field
 from lake_assets.assets import OWNERS
 from lake_assets.csv_files import Encoding, check_encoding, count_records, header_line
 from lake_assets.io_managers import LAKE_PATH, JsonRecords, LandedFile, RawZoneIOManager
-from lake_assets.partitions import daily_partitions
+from lake_assets.partitions import RAW_TMDB_PATH, daily_partitions
 from lake_assets.resources import TMDBResource
 from lake_assets.transforms.filmes import detect_dialect, header_columns
 
@@ -81,7 +81,7 @@ class TmdbCollectConfig(Config):
     # about mixed policies).
     backfill_policy=BackfillPolicy.single_run(),
     io_manager_key="raw_io_manager",
-    metadata={LAKE_PATH: "raw/tmdb"},
+    metadata={LAKE_PATH: RAW_TMDB_PATH},
     # A run over days that already landed registers them and lands nothing (see below).
     output_required=False,
 )
