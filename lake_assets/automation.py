@@ -46,6 +46,7 @@ from dagster import (
     schedule,
     sensor,
 )
+from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluationTargetMaterializationData
 from dagster._core.event_api import PartitionKeyFilter
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
@@ -290,6 +291,16 @@ def first_published(instance: DagsterInstance, asset_key: AssetKey, day: str) ->
     return dt.datetime.fromtimestamp(records[0].timestamp, dt.UTC) if records else None
 
 
+def _latest_materialization(instance: DagsterInstance, day: str) -> AssetCheckEvaluationTargetMaterializationData | None:
+    """The day's current version, which the verdict is about: the UI colours the day by it."""
+    records = instance.fetch_materializations(AssetRecordsFilter(asset_key=TRUSTED_TMDB, asset_partitions=[day]), limit=1).records
+    if not records:
+        return None
+    return AssetCheckEvaluationTargetMaterializationData(
+        storage_id=records[0].storage_id, run_id=records[0].run_id, timestamp=records[0].timestamp
+    )
+
+
 def deadline_evaluation(
     instance: DagsterInstance, day: str, now: dt.datetime, settings: AutomationSettings = SETTINGS
 ) -> AssetCheckEvaluation:
@@ -315,15 +326,39 @@ def deadline_evaluation(
         description=verdict.sentence(deadline.in_words(settings.freshness_deadline_cron)),
         metadata=metadata,
         partition=day,
+        target_materialization_data=_latest_materialization(instance, day),
     )
 
 
 def deadline_evaluations(instance: DagsterInstance, days: Iterable[str | None]) -> list[AssetCheckEvaluation]:
-    """A run's verdicts: for the days it wrote that are due now or later. Older days were judged at
-    their deadlines, and a re-run or a backfill of history does not change their first publish."""
+    """A trusted/tmdb run's verdicts, yielded whether the run publishes or fails.
+
+    The days of the run that are due now or later are judged; older days were judged when their
+    deadlines passed, and a backfill of history does not change a first publish. The day that is due
+    comes last, restated if the run did not write it: Dagster shows a partitioned check's latest result
+    (by record id) as the check's status, so a run for a past day must not leave its own day there.
+    It is not restated while another run is publishing that day: that run's result, recorded in the
+    row it planned earlier, would then sit below a stale one."""
     now = _now()
     due = deadline.due_day(SETTINGS.freshness_deadline_cron, now)
-    return [deadline_evaluation(instance, day, now) for day in days if day is not None and day >= due]
+    ours = sorted({day for day in days if day is not None and day >= due})
+    with partition_loading_context(effective_dt=now):
+        restate = due not in ours and daily_partitions.has_partition_key(due) and not _being_published(instance, due)
+    ordered = [day for day in ours if day != due] + ([due] if due in ours or restate else [])
+    return [deadline_evaluation(instance, day, now) for day in ordered]
+
+
+def _being_published(instance: DagsterInstance, day: str) -> bool:
+    """A run that planned this day's verdict is still going (a failed run's plan stays PLANNED)."""
+    history = instance.event_log_storage.get_asset_check_execution_history(
+        DEADLINE_CHECK, limit=5, partition_filter=PartitionKeyFilter(key=day)
+    )
+    for record in history:
+        if record.status is AssetCheckExecutionRecordStatus.PLANNED:
+            run = instance.get_run_by_id(record.run_id)
+            if run is not None and not run.is_finished:
+                return True
+    return False
 
 
 @sensor(
@@ -345,8 +380,8 @@ def deadline_sensor(context: SensorEvaluationContext) -> SensorResult | SkipReas
         DEADLINE_CHECK, limit=20, partition_filter=PartitionKeyFilter(key=day)
     )
     latest = history[0] if history else None
-    if latest is not None and latest.status is AssetCheckExecutionRecordStatus.PLANNED:
-        return SkipReason(f"{day}: run {latest.run_id} is publishing it and will judge it")
+    if _being_published(context.instance, day):
+        return SkipReason(f"{day}: a run is publishing it and will judge it")
     evaluation = deadline_evaluation(context.instance, day, now)
     status = evaluation.metadata["status"]
     said = latest.event.asset_check_evaluation if latest is not None and latest.event is not None else None

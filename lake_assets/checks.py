@@ -115,14 +115,14 @@ def evaluation(asset_key: AssetKey, outcome: PartitionOutcome, target=None) -> A
     so on its face, with the count per reason, instead of passing beside a non-zero `rejected_rows`."""
     broken, warned = outcome.broken, outcome.warned
     if broken:
-        description = f"{outcome.not_published_line().capitalize()}: " + "; ".join(r.summary() for r in broken)
+        parts = [f"{outcome.not_published_line().capitalize()}: " + "; ".join(r.summary() for r in broken)]
     elif warned:
-        description = "Published with warnings: " + "; ".join(r.summary() for r in warned)
-    elif outcome.rejected:
-        description = f"Published; {rejected_line(outcome.rejected, outcome.rejected_by_reason)}"
+        parts = ["Published with warnings: " + "; ".join(r.summary() for r in warned)]
     else:
-        description = "Published; every rule kept"
-    description += f". {outcome.rules_line()}."
+        parts = ["Published"]
+    if outcome.rejected:
+        parts.append(rejected_line(outcome.rejected, outcome.rejected_by_reason))
+    description = "; ".join(parts) + f". {outcome.rules_line()}."
     applicable = [r for r in outcome.results if r.applicable]
     return AssetCheckEvaluation(
         asset_key=asset_key,

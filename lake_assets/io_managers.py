@@ -42,7 +42,6 @@ from lake_assets.contracts.evaluate import (
     Partition,
     judge,
     quality_log,
-    rejected_by_reason,
     schema_result,
     split,
     violations_by_partition,
@@ -112,11 +111,18 @@ class RawFile:
 @dataclass(frozen=True)
 class RawFolders:
     """The raw partitions a trusted run reads: Spark-readable files and the records (non-blank JSON
-    lines, counted here without Spark) of each partition key, and the folders' dt layout."""
+    lines, counted here without Spark) of each partition key, and the folders' dt layout. Days with
+    no raw files are `missing`: the asset fails on them itself, after recording what it must."""
 
     files: Mapping[str, list[str]]
     records: Mapping[str, int]
     layout: str
+    missing: Sequence[str] = ()
+    where: str = ""
+
+    def missing_message(self, asset: str) -> str:
+        shown = ", ".join(self.missing[:5]) + ("…" if len(self.missing) > 5 else "")
+        return f"no raw files for {len(self.missing)} partition(s) of {asset} ({shown}) under {self.where}: materialise them, or land files there"
 
 
 def _landed_keys(storage: Storage, prefix: str) -> list[str]:
@@ -197,15 +203,9 @@ class RawZoneIOManager(ConfigurableIOManager):
         with ThreadPoolExecutor(_IO_THREADS) as pool:
             days = dict(zip(keys, pool.map(one_day, keys), strict=True))
         missing = [key for key, (landed, _, _) in days.items() if not landed]
-        if missing:
-            raise Failure(
-                f"no raw files for {len(missing)} partition(s) of {context.asset_key.to_user_string()} "
-                f"({', '.join(missing[:5])}{'…' if len(missing) > 5 else ''}) under {storage.uri(path)}: "
-                "materialise them, or land files there"
-            )
-        files = {key: readable for key, (_, readable, _) in days.items()}
-        records = {key: count for key, (_, _, count) in days.items()}
-        return RawFolders(files, records, self.lake.dt_layout)
+        files = {key: readable for key, (_, readable, _) in days.items() if key not in missing}
+        records = {key: count for key, (_, _, count) in days.items() if key not in missing}
+        return RawFolders(files, records, self.lake.dt_layout, missing, storage.uri(path))
 
 
 def _records(storage: Storage, key: str, readable: str) -> int:
@@ -270,10 +270,7 @@ class PartitionOutcome:
     def rules_line(self) -> str:
         """The rule count, said the same way in the materialisation and in the check."""
         applicable = sum(1 for r in self.results if r.applicable)
-        return (
-            f"{len(self.results)} rules ({applicable} apply): {len(self.broken)} broken, {len(self.warned)} warned; "
-            f"{rejected_line(self.rejected, self.rejected_by_reason)}"
-        )
+        return f"{len(self.results)} rules ({applicable} apply): {len(self.broken)} broken, {len(self.warned)} warned"
 
     def not_published_line(self) -> str:
         kept = "the previous version stays readable" if self.had_previous_version else "it has no earlier version"
@@ -288,7 +285,7 @@ class PartitionOutcome:
             "rejected_path": MetadataValue.path(f"{self.uri}/_rejected"),
             "files": self.files,
             "bytes": self.bytes,
-            "contract": self.rules_line(),
+            "contract": f"{self.rules_line()}; {rejected_line(self.rejected, self.rejected_by_reason)}",
             **self.extra,
         }
 
@@ -401,7 +398,7 @@ class TrustedParquetIOManager(ConfigurableIOManager):
                 rows={key: _row_count(storage, data.get(key, {}).values()) for key in keys},
                 rejected={key: _row_count(storage, quarantined.get(key, {}).values()) for key in keys},
                 violations=violations_by_partition(stage.read(spark, "data"), contract, violated) if violated else {},
-                rejected_by_reason=rejected_by_reason(stage.read(spark, "rejected"), contract) if totals["rejected"] else {},
+                rejected_by_reason=rows.reasons(contract, lambda: stage.read(spark, "rejected")) if totals["rejected"] else {},
                 source_records=source_records() if source_records else {},
             )
             if any(isinstance(r, ComparedToPrevious) for r in contract.rules):

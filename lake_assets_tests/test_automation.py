@@ -360,9 +360,8 @@ def test_a_day_missing_at_its_deadline_is_judged_with_no_run_then_late_when_publ
 def test_a_day_published_before_its_deadline_passes_and_says_when(instance):
     next_day = (dt.date.fromisoformat(DAY) + dt.timedelta(days=1)).isoformat()
     _publish(instance, next_day, _at(6, 2, next_day))  # judged on time by its run as well
-    # Before the deadline the day due is the previous one.
-    previous = _deadline_tick(instance, _at(8, 0, next_day))
-    assert previous.partition == DAY and _status(previous) == "missing"
+    # Before the deadline the day due is the previous one: that run restated it, missing.
+    assert "missing, already recorded" in _deadline_tick(instance, _at(8, 0, next_day)).skip_message
     assert "on time, already recorded" in _deadline_tick(instance, _at(9, 1, next_day)).skip_message
     (record,) = instance.event_log_storage.get_asset_check_execution_history(
         FRESHNESS_KEY, limit=5, partition_filter=PartitionKeyFilter(key=next_day)
@@ -395,3 +394,12 @@ def test_a_run_judges_the_days_that_are_due_now_and_leaves_history_alone(instanc
     (today,) = evaluations  # a backfilled day of history is not judged again by a re-run
     assert (today.partition, _status(today), today.severity.value) == (DAY, "late", "WARN")
     assert today.metadata["minutes_late"].value == 8 * 60 + 25.0
+    # A run of history alone restates the day that is due, last: Dagster shows a partitioned check's
+    # latest result as its status, so the check keeps saying how the due day stands.
+    with freeze_time(_at(17, 30)):
+        (restated,) = deadline_evaluations(instance, ["2024-02-01"])
+    assert restated.partition == DAY and _status(restated) == "late"
+    next_day = (dt.date.fromisoformat(DAY) + dt.timedelta(days=1)).isoformat()
+    with freeze_time(_at(8, 0, next_day)):  # before the deadline: today is not due yet, DAY still is
+        days = [e.partition for e in deadline_evaluations(instance, [next_day, "2024-02-01"])]
+    assert days == [next_day, DAY]

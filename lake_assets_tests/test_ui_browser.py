@@ -121,3 +121,192 @@ def test_a_day_that_broke_a_fail_rule_shows_in_the_checks_tab(dagster_server):
         finally:
             browser.screenshot(screenshot)
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and screenshot.stat().st_size > 20_000
+
+
+# --- what the UI says is true (issue 17) ----------------------------------------------------------
+
+EXECUTIONS = """query Executions($check: String!, $partition: String) {
+  assetCheckExecutions(assetKey: {path: ["trusted", "tmdb"]}, checkName: $check, limit: 5, partition: $partition) {
+    runId status partition evaluation { description severity metadataEntries { label __typename
+      ... on IntMetadataEntry { intValue } ... on FloatMetadataEntry { floatValue } ... on TextMetadataEntry { text } } } } }"""
+PARTITIONS = """query P($key: AssetKeyInput!) { assetNodes(assetKeys: [$key]) { assetPartitionStatuses {
+  ... on TimePartitionStatuses { ranges { startKey endKey status } } } } }"""
+MALFORMED_DAY = "2024-05-10"
+PAST_RAW_DAYS = ["2024-05-20", "2024-05-21", "2024-05-22"]  # the last one never lands
+FAILED_PAST_DAY = "2024-06-01"  # no raw files: its trusted/tmdb run fails
+
+
+def _executions(server, check: str, partition: str) -> list[dict]:
+    data = server.graphql(EXECUTIONS, {"check": check, "partition": partition})["assetCheckExecutions"]
+    return [e for e in data if e["evaluation"]]
+
+
+def _entries(execution: dict) -> dict:
+    values = {}
+    for entry in execution["evaluation"]["metadataEntries"]:
+        values[entry["label"]] = entry.get("intValue", entry.get("floatValue", entry.get("text", entry["__typename"])))
+    return values
+
+
+def _partition_status(server, path: list[str], day: str) -> str | None:
+    data = server.graphql(PARTITIONS, {"key": {"path": path}})["assetNodes"][0]["assetPartitionStatuses"]
+    for span in data["ranges"]:
+        if span["startKey"] <= day <= span["endKey"]:
+            return span["status"]
+    return None
+
+
+def _screenshot(server, name: str, url: str, *steps) -> Path:
+    """A screenshot of `url` after `steps` (("wait", text) or ("click", text)), kept in test-artifacts/."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    path.unlink(missing_ok=True)
+    with Browser() as browser:
+        try:
+            browser.open(f"{server.url}{url}")
+            for action, text in steps:
+                if action == "wait":
+                    browser.wait_for_text(text)
+                else:
+                    browser.click_text(text, last=True)
+            time.sleep(1)  # metadata renders after the description
+        finally:
+            browser.screenshot(path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 20_000
+    return path
+
+
+def test_the_deadline_check_of_the_due_day_survives_a_failed_run_for_another_day(dagster_server):
+    import datetime as dt
+
+    from lake_assets import deadline
+    from lake_assets.automation import SETTINGS
+
+    cron = SETTINGS.freshness_deadline_cron
+    due = deadline.due_day(cron, dt.datetime.now(dt.UTC))
+    final = ("on time", "late") if due == dt.datetime.now(dt.UTC).date().isoformat() else ("missing", "on time", "late")
+
+    def verdict():  # today's is final once the schedule's run published it; yesterday's is final at once
+        found = _executions(dagster_server, "published_by_deadline", due)
+        return found if found and _entries(found[0]).get("status") in final else None
+
+    before = dagster_server.wait(f"the deadline verdict of {due}", verdict, 300)[0]
+    assert f"by 09:00 UTC on {due}" in before["evaluation"]["description"]
+
+    backfill_id = dagster_server.launch_backfill(["trusted", "tmdb"], [FAILED_PAST_DAY], "e2e failed past day")
+    runs = """query R($id: String!) { runsOrError(filter: {tags: [{key: "dagster/backfill", value: $id}]}) {
+                ... on Runs { results { status } } } }"""
+    dagster_server.wait(
+        "the past day's run to fail",
+        lambda: [
+            r for r in dagster_server.graphql(runs, {"id": backfill_id})["runsOrError"]["results"] if r["status"] == "FAILURE"
+        ],
+        300,
+    )
+    time.sleep(12)  # two ticks of deadline_sensor
+    after = _executions(dagster_server, "published_by_deadline", due)[0]
+    assert (after["status"], after["evaluation"]) == (before["status"], before["evaluation"])  # same verdict, same words
+    # The check's status in the UI (its latest result) is still the due day's, not the failed day's.
+    checks = dagster_server.graphql(
+        """{ assetNodes(assetKeys: [{path: ["trusted", "tmdb"]}]) { assetChecksOrError { ... on AssetChecks { checks {
+             name executionForLatestMaterialization { partition status } } } } } }"""
+    )["assetNodes"][0]["assetChecksOrError"]["checks"]
+    (shown,) = [c["executionForLatestMaterialization"] for c in checks if c["name"] == "published_by_deadline"]
+    assert shown == {"partition": due, "status": before["status"]}
+    _screenshot(
+        dagster_server,
+        "ui-deadline-after-failed-past-day.png",
+        "/assets/trusted/tmdb?view=checks&checkDetail=published_by_deadline",
+        ("wait", "Execution history"),
+        ("click", "Partitions"),
+        ("wait", due),
+        ("click", due),
+        ("wait", "09:00 UTC"),
+    )
+
+
+def test_a_day_with_a_malformed_line_shows_its_rejection_on_the_contract_check(dagster_server):
+    import datetime as dt
+
+    from lake_assets.contracts import TMDB
+    from lake_tools.seed_history import seed, snapshot_records
+
+    landed = seed(dagster_server.lake, dt.date.fromisoformat(MALFORMED_DAY), 1, snapshot_records())[MALFORMED_DAY]
+    dagster_server.lake.storage("raw").put_bytes(
+        b'{"id": 7, "title": "cortad\n', f"raw/tmdb/dt={MALFORMED_DAY}/part-99999-cut.jsonl"
+    )
+    dagster_server.launch_backfill(["trusted", "tmdb"], [MALFORMED_DAY], "e2e malformed line")
+    (check,) = dagster_server.wait(
+        f"the contract check of {MALFORMED_DAY}", lambda: _executions(dagster_server, "contract", MALFORMED_DAY)[:1], 300
+    )
+    rules = 1 + len(TMDB.rules)
+    description = check["evaluation"]["description"]
+    assert check["status"] == "FAILED" and check["evaluation"]["severity"] == "WARN"  # yellow, never a green check
+    assert description.startswith("Published; 1 row rejected: 1 malformed JSON line.") and f"{rules} rules (" in description
+    values = _entries(check)
+    assert values["rejected_rows"] == 1 and values["rows_checked"] == landed + 1
+    assert values["rules"] == rules and values["rules_broken"] == 0 and values["violations/at_least_one_row"] == 0
+
+    # The same rule count in the check's description and in the materialisation.
+    spec = dagster_server.graphql(
+        """{ assetNodes(assetKeys: [{path: ["trusted", "tmdb"]}]) { assetChecksOrError { ... on AssetChecks { checks {
+             name description } } } } }"""
+    )["assetNodes"][0]["assetChecksOrError"]["checks"]
+    (contract_spec,) = [c for c in spec if c["name"] == "contract"]
+    assert f" {rules} rules: schema_contract (fail)," in contract_spec["description"]
+    materialized = dagster_server.graphql(
+        """query M($p: String!) { assetNodes(assetKeys: [{path: ["trusted", "tmdb"]}]) {
+             assetMaterializations(partitions: [$p], limit: 1) { metadataEntries { label ... on TextMetadataEntry { text } } } } }""",
+        {"p": MALFORMED_DAY},
+    )["assetNodes"][0]["assetMaterializations"][0]["metadataEntries"]
+    contract_line = next(e["text"] for e in materialized if e["label"] == "contract")
+    assert contract_line.startswith(f"{rules} rules (") and "1 row rejected: 1 malformed JSON line" in contract_line
+
+    _screenshot(
+        dagster_server,
+        "ui-contract-rejected-line.png",
+        "/assets/trusted/tmdb?view=checks&checkDetail=contract",
+        ("wait", "Execution history"),
+        ("click", "Partitions"),
+        ("wait", MALFORMED_DAY),
+        ("click", MALFORMED_DAY),
+        ("wait", "malformed JSON line"),
+    )
+
+
+def test_a_ui_launch_over_past_raw_days_keeps_the_landed_days_green(dagster_server):
+    import datetime as dt
+
+    from lake_tools.seed_history import seed, snapshot_records
+
+    seed(dagster_server.lake, dt.date.fromisoformat(PAST_RAW_DAYS[0]), 2, snapshot_records())
+    before = {
+        day: sorted(p.name for p in (dagster_server.lake_root / "raw" / "tmdb" / f"dt={day}").iterdir())
+        for day in PAST_RAW_DAYS[:2]
+    }
+    backfill_id = dagster_server.launch_backfill(["raw", "tmdb_json"], PAST_RAW_DAYS, "e2e past raw days")
+    runs = """query R($id: String!) { runsOrError(filter: {tags: [{key: "dagster/backfill", value: $id}]}) {
+                ... on Runs { results { status } } } }"""
+    dagster_server.wait(
+        "the launch over past raw days to end",
+        lambda: [
+            r
+            for r in dagster_server.graphql(runs, {"id": backfill_id})["runsOrError"]["results"]
+            if r["status"] in ("FAILURE", "SUCCESS")
+        ],
+        300,
+    )
+    statuses = {day: _partition_status(dagster_server, ["raw", "tmdb_json"], day) for day in PAST_RAW_DAYS}
+    assert statuses == {PAST_RAW_DAYS[0]: "MATERIALIZED", PAST_RAW_DAYS[1]: "MATERIALIZED", PAST_RAW_DAYS[2]: "FAILED"}
+    after = {
+        day: sorted(p.name for p in (dagster_server.lake_root / "raw" / "tmdb" / f"dt={day}").iterdir())
+        for day in PAST_RAW_DAYS[:2]
+    }
+    assert after == before  # registered, not collected: no file written
+    assert not (dagster_server.lake_root / "raw" / "tmdb" / f"dt={PAST_RAW_DAYS[2]}").exists()
+    _screenshot(
+        dagster_server,
+        "ui-past-raw-days.png",
+        f"/assets/raw/tmdb_json?view=partitions&partition={PAST_RAW_DAYS[1]}",
+        ("wait", PAST_RAW_DAYS[1]),
+    )

@@ -150,6 +150,9 @@ def tmdb(
     """TMDB movie details, one typed row per movie per collection date, Parquet partitioned by
     `dt=YYYY-MM-DD`, keeping the `tmdb` contract day by day. A backfill of any date range is one
     Spark job; a day that breaks a `fail` rule keeps its previous version while the others publish."""
+    if raw_tmdb.missing:
+        yield from deadline_evaluations(context.instance, [])  # the day due stays the check's status
+        raise Failure(raw_tmdb.missing_message(context.asset_key.to_user_string()), allow_retries=False)
     details = _read_details(spark.spark_session, raw_tmdb)
     flagged = TMDB.apply(standardise_details(details), "tmdb_details")
     report = parquet_io_manager.publish(

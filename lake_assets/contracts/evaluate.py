@@ -9,7 +9,7 @@ partitions and to show sample values; a clean run starts no extra pass over the 
 import datetime as dt
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -74,14 +74,33 @@ class Split:
     def totals(self) -> dict[str, int]:
         return {name: value for name, value in self.observation.get.items() if name != _QUARANTINE}
 
+    def kept_rows(self) -> list[dict] | None:
+        """The rejected rows the observation kept, when it kept them all; else None."""
+        observed = self.observation.get
+        if _QUARANTINE not in observed or observed["rejected"] > QUARANTINE_IN_OBSERVATION:
+            return None
+        return [row.asDict(recursive=True) for row in observed[_QUARANTINE] or []]
+
+    def reasons(self, contract: Contract, written: Callable[[], DataFrame]) -> dict[Partition, dict[str, int]]:
+        """Rejected rows per partition and reason: counted from the kept rows (no Spark job), else
+        from the `written` quarantine."""
+        rows = self.kept_rows()
+        if rows is None:
+            return rejected_by_reason(written(), contract)
+        out: dict[Partition, dict[str, int]] = {}
+        part = contract.partition_column
+        for row in rows:
+            by_reason = out.setdefault(str(row[part]) if part else None, {})
+            by_reason[row[REJECT_REASON]] = by_reason.get(row[REJECT_REASON], 0) + 1
+        return out
+
     def quarantine(self, spark: SparkSession) -> DataFrame:
         """The rejected rows to write: the ones the observation kept when it kept them all (no pass
         over the source), else the quarantine's own pass."""
-        observed = self.observation.get
-        if _QUARANTINE not in observed or observed["rejected"] > QUARANTINE_IN_OBSERVATION:
+        rows = self.kept_rows()
+        if rows is None:
             return self.rejected
         # Handed over as Arrow: a classic session then starts no Python worker to read Python rows.
-        rows = [row.asDict(recursive=True) for row in observed[_QUARANTINE] or []]
         kept = spark.createDataFrame(pa.Table.from_pylist(rows, schema=to_arrow_schema(self.kept.schema)))
         return kept.coalesce(1).select(f"{RAW}.*", *self.kept.columns[1:])  # a few rows: one task, one file
 
