@@ -305,11 +305,8 @@ def deadline_evaluation(
     instance: DagsterInstance, day: str, now: dt.datetime, settings: AutomationSettings = SETTINGS
 ) -> AssetCheckEvaluation:
     verdict = deadline.judge(day, settings.freshness_deadline_cron, first_published(instance, TRUSTED_TMDB, day), now)
-    severity = {
-        deadline.Status.MISSING: AssetCheckSeverity(settings.missing_severity.upper()),
-        deadline.Status.LATE: AssetCheckSeverity.WARN,
-        deadline.Status.NOT_DUE: AssetCheckSeverity.WARN,
-    }.get(verdict.status, AssetCheckSeverity.WARN)
+    missing = verdict.status is deadline.Status.MISSING
+    severity = AssetCheckSeverity(settings.missing_severity.upper()) if missing else AssetCheckSeverity.WARN
     late = verdict.late_by
     metadata = {
         "status": verdict.status.value,
@@ -366,8 +363,8 @@ def _being_published(instance: DagsterInstance, day: str) -> bool:
     default_status=SETTINGS.default_status,
     minimum_interval_seconds=SETTINGS.tick_interval_s,
     description=(
-        f"Judges trusted/tmdb:published_by_deadline for the day that is due, at {DEADLINE_WORDS} and whenever its "
-        "verdict changes (missing, then published late), with no run."
+        f"Records trusted/tmdb:published_by_deadline for the day that is due once its deadline ({DEADLINE_WORDS}) "
+        "passes, with no run; the run that publishes the day records any later change."
     ),
 )
 def deadline_sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:

@@ -27,7 +27,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from dagster import Failure
 
-from lake_assets import partitions  # daily_partitions is read when used: building it imports the resources, which import this
+# daily_partitions is read when used (building it imports the resources, which import this module); the
+# alias keeps the module apart from the `partitions` parameters below.
+from lake_assets import partitions as partitioning
 from lake_assets.partitions import DtLayout, dt_path, partition_key_from_path
 from lake_assets.storage import Storage, is_hidden, is_s3_root
 from lake_assets.storage.publish import MANIFEST, StoredFile, committed_files
@@ -579,7 +581,7 @@ def register_table(
                 f"Glue: the lake is a local folder, so {glue.database}.{name} is registered with file:// locations, "
                 "which Athena cannot read (an s3:// LAKE_ROOT can be queried by Athena)"
             )
-        first = partitions.daily_partitions.get_first_partition_key() if projection else None
+        first = partitioning.daily_partitions.get_first_partition_key() if projection else None
         spec = TableSpec(glue.database, name, location, written, partitioned, first)
         done = register_in_glue(glue, spec, versions, lambda key: catalog_location(storage, f"{path}/{dt_path(key, layout)}"))
         log.info(f"Glue: {done}")
@@ -646,7 +648,7 @@ def ddl(lake, database: str, projection: bool = True) -> str:
         columns = table_columns(read_versions(storage, path, keys, lake.layout))
         if not columns:
             raise CatalogError(f"{storage.uri(path)} has no data file: materialise it first")
-        first = partitions.daily_partitions.get_first_partition_key() if projection and partitioned else None
+        first = partitioning.daily_partitions.get_first_partition_key() if projection and partitioned else None
         spec = TableSpec(database, path.rsplit("/", 1)[-1], catalog_location(storage, path), columns, partitioned, first)
         statements.append(athena_ddl(spec))
     header = f"-- Athena DDL for the trusted zone at {storage.root_uri} (python -m lake_assets.catalog ddl)"

@@ -1,6 +1,7 @@
 """`make run` as a newcomer sees it: its own process, a fresh DAGSTER_HOME and lake, the terminal output
 read line by line, the data read back with DuckDB, and the runs found in the instance `make dev` uses."""
 
+import datetime as dt
 import json
 import os
 import re
@@ -12,6 +13,8 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus
+
+from lake_assets import deadline
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,6 +47,14 @@ def test_make_run_reads_like_a_product_and_records_into_the_dev_instance(tmp_pat
     progress = [line.split()[0] for line in lines if line.startswith("  ")]
     assert progress == ["raw/filmes_csv", "trusted/filmes", "raw/tmdb_json", "trusted/tmdb"]
     assert "1,998 rows (2 rejected)" in lines[2]
+    # A check that did not pass says so on the line, with its severity and the first words of why.
+    assert "checks 0/1 passed; contract WARN: Published; 2 rows rejected: " in lines[2]
+    (tmdb_line,) = [line for line in lines if line.startswith("  trusted/tmdb")]
+    now = dt.datetime.now(dt.UTC)
+    if now <= deadline.deadline_of(now.date().isoformat(), "0 9 * * *"):  # the default deadline
+        assert "checks 2/2 passed" in tmdb_line
+    else:  # today's first publish came after 09:00 UTC: the deadline check says how late
+        assert "checks 1/2 passed; published_by_deadline WARN: Published " in tmdb_line and " late, at " in tmdb_line
     (log,) = (tmp_path / "home" / "logs").glob("make-run-*.log")
     assert str(log) in lines[0]
     assert log.read_text().count("RUN_SUCCESS") == 4  # the full event log is in the file, not on the terminal

@@ -59,9 +59,7 @@ def main() -> int:
                     break
                 row = _row(result, key)
                 summary.append(row)
-                checks = result.get_asset_check_evaluations()
-                passed = sum(check.passed for check in checks)
-                checked = f"  checks {passed}/{len(checks)} passed" if checks else ""
+                checked = _checks_text(result.get_asset_check_evaluations())
                 say(f"  {key:<16} {_rows_text(row):<26} {seconds:5.1f} s{checked}")
         except Exception as error:  # a setting the environment got wrong: one line here, the traceback in the log
             traceback.print_exc()
@@ -113,6 +111,18 @@ def _row(result, key: str) -> dict:
             f"{name.split('/')[1].capitalize()}: {meta[name]}" for name in ("catalog/glue", "catalog/spark") if name in meta
         ],
     }
+
+
+def _checks_text(checks) -> str:
+    """`checks 1/2 passed; contract WARN: Published; 2 rows rejected: ...`: what did not pass, and why."""
+    if not checks:
+        return ""
+    failing = [c for c in checks if not c.passed]
+    text = f"  checks {len(checks) - len(failing)}/{len(checks)} passed"
+    for check in failing:
+        reason = (check.description or "").split(". ")[0]
+        text += f"; {check.check_name} {check.severity.value}: {reason}"
+    return text
 
 
 def _rows_text(row: dict) -> str:
