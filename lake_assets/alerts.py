@@ -217,13 +217,20 @@ def failed_check_messages(instance: DagsterInstance, run: DagsterRun, webhook: A
     deadline check is alerted on by `freshness_alerts`, for the day that is due only."""
     messages = []
     for evaluation in _check_evaluations(instance, run.run_id):
-        if evaluation.passed or not evaluation.blocking:
+        if evaluation.passed or not evaluation.blocking or _rejections_only(evaluation):
             continue
         partition = _check_partition(evaluation)
         subject = evaluation.asset_key.to_user_string() + (f" [{partition}]" if partition else "")
         cause = f"{evaluation.check_name} failed" + (f": {evaluation.description}" if evaluation.description else "")
         messages.append(message("blocking check failed", subject, cause, webhook.run_link(run.run_id)))
     return messages
+
+
+def _rejections_only(evaluation) -> bool:
+    """A contract WARN whose only cause is rejected rows: shown in the UI, not posted. Rows set aside
+    within the contract's bound are expected; its `rejected_at_most_*` rule posts when they are not."""
+    counts = [evaluation.metadata.get(name) for name in ("rules_broken", "rules_warned")]
+    return all(count is not None and count.value == 0 for count in counts)
 
 
 def deadline_state(instance: DagsterInstance, now: dt.datetime) -> tuple[str, str | None, str]:

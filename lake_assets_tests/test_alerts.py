@@ -9,6 +9,7 @@ import datetime as dt
 import pytest
 from dagster import (
     AssetCheckResult,
+    AssetCheckSeverity,
     AssetKey,
     Failure,
     asset,
@@ -23,6 +24,7 @@ from lake_assets.alerts import (
     ALERTED_TAG,
     AlertDeliveryError,
     AlertWebhook,
+    check_failure_alerts,
     freshness_alerts,
     run_failure_alerts,
 )
@@ -128,6 +130,34 @@ def test_the_cause_of_a_run_stopped_by_a_blocking_check_is_that_check(hook, inst
     (text,) = hook.messages
     assert "| downstream, raw/contracted |" in text
     assert "| blocking check raw/contracted:has_ids failed: 3 rows without an id |" in text
+
+
+def test_a_blocking_warn_posts_once_and_rejections_alone_do_not(hook, instance):
+    """A successful run whose blocking check failed with WARN severity posts one message; a contract
+    WARN whose only cause is rejected rows (no rule broken or warned) stays in the UI."""
+    outcome = {"metadata": {}}
+
+    @asset(key=AssetKey(["trusted", "contracted"]))
+    def contracted() -> None:
+        return None
+
+    @asset_check(asset=contracted, blocking=True, name="contract")
+    def contract() -> AssetCheckResult:
+        return AssetCheckResult(
+            passed=False, severity=AssetCheckSeverity.WARN, description="a warning", metadata=outcome["metadata"]
+        )
+
+    sensor = Sensor(check_failure_alerts, instance, _webhook(hook))
+    outcome["metadata"] = {"rules_broken": 0, "rules_warned": 1, "rejected_rows": 0}
+    assert materialize([contracted, contract], instance=instance).success
+    sensor.tick()
+    (text,) = hook.messages
+    assert text.startswith("lake_assets: blocking check failed | trusted/contracted | contract failed: a warning |")
+
+    outcome["metadata"] = {"rules_broken": 0, "rules_warned": 0, "rejected_rows": 2}
+    assert materialize([contracted, contract], instance=instance).success
+    sensor.tick()
+    assert len(hook.messages) == 1
 
 
 def test_no_secret_reaches_a_message(hook, instance, monkeypatch):
