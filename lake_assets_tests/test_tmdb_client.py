@@ -137,8 +137,9 @@ def test_429_in_both_body_shapes_with_and_without_retry_after_is_retried(fake_tm
         refused, retried = [h.t for h in server.hits if h.path == path][:2]
         if retry_after_s:  # honoured: that path is not asked again before the server said it may be
             assert retried - refused >= 0.95 * retry_after_s
-        else:  # exponential backoff, short in these tests
-            assert retried - refused < 0.5
+        else:  # exponential backoff (at most 0.05 s here), not a Retry-After's second: the margin is for
+            # a loaded machine (0.56 s seen while the e2e deployment ticked in the same test session)
+            assert retried - refused < 0.9
 
 
 @pytest.mark.parametrize("retry_after_s", [None, 1])
