@@ -13,7 +13,6 @@ Messages never carry the values of the project's secret variables. A run gets th
 nothing twice. With the variable unset the sensors start stopped, and each tick of a started one skips, saying why.
 """
 
-import datetime as dt
 import json
 import os
 import re
@@ -38,12 +37,18 @@ from dagster import (
     run_status_sensor,
     sensor,
 )
-from dagster._core.event_api import PartitionKeyFilter
-from dagster._time import get_current_timestamp
 from pydantic import Field
 
 from lake_assets import deadline
-from lake_assets.automation import DEADLINE_CHECK, FRESHNESS_CHECK, FRESHNESS_POLICIES, SETTINGS, TRUSTED_TMDB
+from lake_assets.automation import (
+    DEADLINE_CHECK,
+    FRESHNESS_CHECK,
+    FRESHNESS_POLICIES,
+    SETTINGS,
+    TRUSTED_TMDB,
+    current_time,
+    deadline_history,
+)
 
 WEBHOOK_VARIABLE = "LAKE_ALERT_WEBHOOK_URL"
 UI_VARIABLE = "LAKE_UI_BASE_URL"
@@ -233,12 +238,10 @@ def _rejections_only(evaluation) -> bool:
     return all(count is not None and count.value == 0 for count in counts)
 
 
-def deadline_state(instance: DagsterInstance, now: dt.datetime) -> tuple[str, str | None, str]:
+def deadline_state(instance: DagsterInstance) -> tuple[str, str | None, str]:
     """(due day, the deadline check's status for it or None, its description), from its latest result."""
-    day = deadline.due_day(SETTINGS.freshness_deadline_cron, now)
-    history = instance.event_log_storage.get_asset_check_execution_history(
-        DEADLINE_CHECK, limit=1, partition_filter=PartitionKeyFilter(key=day)
-    )
+    day = deadline.due_day(SETTINGS.freshness_deadline_cron, current_time())
+    history = deadline_history(instance, day, limit=1)
     evaluation = history[0].event.asset_check_evaluation if history and history[0].event is not None else None
     if evaluation is None or evaluation.passed:
         return day, None, ""
@@ -303,7 +306,7 @@ def freshness_alerts(context: SensorEvaluationContext, webhook: AlertWebhook) ->
     # turns FAIL, and the due day's deadline verdict (missing, then late) as it changes.
     records = context.instance.get_freshness_state_records(list(FRESHNESS_POLICIES))
     states = {key.to_user_string(): record.freshness_state.value for key, record in records.items()}
-    day, status, description = deadline_state(context.instance, dt.datetime.fromtimestamp(get_current_timestamp(), dt.UTC))
+    day, status, description = deadline_state(context.instance)
     deadline_key = f"{DEADLINE_CHECK.to_user_string()}[{day}]"
     if status is not None:
         states[deadline_key] = status

@@ -15,7 +15,7 @@ rule prevents: docs/automation.md.
 
 import datetime as dt
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Literal
 
 from dagster import (
@@ -48,7 +48,7 @@ from dagster import (
 )
 from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluationTargetMaterializationData
 from dagster._core.event_api import PartitionKeyFilter
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecord, AssetCheckExecutionRecordStatus
 
 # Dagster's own clock (test utilities can freeze it) and its cron validation.
 from dagster._time import get_current_timestamp
@@ -301,12 +301,10 @@ def _latest_materialization(instance: DagsterInstance, day: str) -> AssetCheckEv
     )
 
 
-def deadline_evaluation(
-    instance: DagsterInstance, day: str, now: dt.datetime, settings: AutomationSettings = SETTINGS
-) -> AssetCheckEvaluation:
-    verdict = deadline.judge(day, settings.freshness_deadline_cron, first_published(instance, TRUSTED_TMDB, day), now)
+def deadline_evaluation(instance: DagsterInstance, day: str, now: dt.datetime) -> AssetCheckEvaluation:
+    verdict = deadline.judge(day, SETTINGS.freshness_deadline_cron, first_published(instance, TRUSTED_TMDB, day), now)
     missing = verdict.status is deadline.Status.MISSING
-    severity = AssetCheckSeverity(settings.missing_severity.upper()) if missing else AssetCheckSeverity.WARN
+    severity = AssetCheckSeverity(SETTINGS.missing_severity.upper()) if missing else AssetCheckSeverity.WARN
     late = verdict.late_by
     metadata = {
         "status": verdict.status.value,
@@ -320,7 +318,7 @@ def deadline_evaluation(
         check_name=FRESHNESS_CHECK,
         passed=verdict.status is deadline.Status.ON_TIME,
         severity=severity,
-        description=verdict.sentence(deadline.in_words(settings.freshness_deadline_cron)),
+        description=verdict.sentence(DEADLINE_WORDS),
         metadata=metadata,
         partition=day,
         target_materialization_data=_latest_materialization(instance, day),
@@ -336,20 +334,25 @@ def deadline_evaluations(instance: DagsterInstance, days: Iterable[str | None]) 
     (by record id) as the check's status, so a run for a past day must not leave its own day there.
     It is not restated while another run is publishing that day: that run's result, recorded in the
     row it planned earlier, would then sit below a stale one."""
-    now = _now()
+    now = current_time()
     due = deadline.due_day(SETTINGS.freshness_deadline_cron, now)
     ours = sorted({day for day in days if day is not None and day >= due})
     with partition_loading_context(effective_dt=now):
-        restate = due not in ours and daily_partitions.has_partition_key(due) and not _being_published(instance, due)
+        restate = due not in ours and daily_partitions.has_partition_key(due)
+    restate = restate and not _being_published(instance, deadline_history(instance, due))
     ordered = [day for day in ours if day != due] + ([due] if due in ours or restate else [])
     return [deadline_evaluation(instance, day, now) for day in ordered]
 
 
-def _being_published(instance: DagsterInstance, day: str) -> bool:
-    """A run that planned this day's verdict is still going (a failed run's plan stays PLANNED)."""
-    history = instance.event_log_storage.get_asset_check_execution_history(
-        DEADLINE_CHECK, limit=5, partition_filter=PartitionKeyFilter(key=day)
+def deadline_history(instance: DagsterInstance, day: str, limit: int = 5) -> Sequence[AssetCheckExecutionRecord]:
+    """The deadline check's records for one day, newest (by record id, as the UI orders them) first."""
+    return instance.event_log_storage.get_asset_check_execution_history(
+        DEADLINE_CHECK, limit=limit, partition_filter=PartitionKeyFilter(key=day)
     )
+
+
+def _being_published(instance: DagsterInstance, history: Sequence[AssetCheckExecutionRecord]) -> bool:
+    """A run that planned this day's verdict is still going (a failed run's plan stays PLANNED)."""
     for record in history:
         if record.status is AssetCheckExecutionRecordStatus.PLANNED:
             run = instance.get_run_by_id(record.run_id)
@@ -368,16 +371,14 @@ def _being_published(instance: DagsterInstance, day: str) -> bool:
     ),
 )
 def deadline_sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
-    now = _now()
+    now = current_time()
     day = deadline.due_day(SETTINGS.freshness_deadline_cron, now)
     with partition_loading_context(effective_dt=now):
         if not daily_partitions.has_partition_key(day):
             return SkipReason(f"no day is due yet: {day} precedes the first daily partition")
-    history = context.instance.event_log_storage.get_asset_check_execution_history(
-        DEADLINE_CHECK, limit=20, partition_filter=PartitionKeyFilter(key=day)
-    )
+    history = deadline_history(context.instance, day, limit=20)
     latest = history[0] if history else None
-    if _being_published(context.instance, day):
+    if _being_published(context.instance, history):
         return SkipReason(f"{day}: a run is publishing it and will judge it")
     evaluation = deadline_evaluation(context.instance, day, now)
     status = evaluation.metadata["status"]
@@ -391,5 +392,6 @@ def deadline_sensor(context: SensorEvaluationContext) -> SensorResult | SkipReas
     return SensorResult(asset_events=[evaluation])
 
 
-def _now() -> dt.datetime:
+def current_time() -> dt.datetime:
+    """Now, on Dagster's clock (which its test utilities can freeze)."""
     return dt.datetime.fromtimestamp(get_current_timestamp(), dt.UTC)

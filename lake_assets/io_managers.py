@@ -50,7 +50,7 @@ from lake_assets.contracts.rules import FLAG_PREFIX, ComparedToPrevious
 from lake_assets.partitions import dt_path, partition_key_column, partition_key_from_path
 from lake_assets.resources import CatalogResource, LakeResource, SparkResource
 from lake_assets.staging import LocalScratch, SparkStage, StagedFile, spark_readable
-from lake_assets.storage import Storage, is_hidden
+from lake_assets.storage import ObjectInfo, Storage, is_hidden
 from lake_assets.storage.publish import Published, StoredFile, committed_keys, publish
 
 JSONL_RECORDS_PER_FILE = 100  # the raw zone's convention: at most 100 records a file
@@ -125,10 +125,14 @@ class RawFolders:
         return f"no raw files for {len(self.missing)} partition(s) of {asset} ({shown}) under {self.where}: materialise them, or land files there"
 
 
-def _landed_keys(storage: Storage, prefix: str) -> list[str]:
+def landed_files(storage: Storage, prefix: str) -> list[ObjectInfo]:
     """Every data file of a raw folder: the raw zone is a landing zone, and a file dropped next to
     ones this project wrote is data too. (`_`/`.` names are bookkeeping: manifests, temp files.)"""
-    return [obj.key for obj in storage.list(prefix.rstrip("/") + "/") if not is_hidden(obj.key[len(prefix) :])]
+    return [obj for obj in storage.list(prefix.rstrip("/") + "/") if not is_hidden(obj.key[len(prefix) :])]
+
+
+def _landed_keys(storage: Storage, prefix: str) -> list[str]:
+    return [obj.key for obj in landed_files(storage, prefix)]
 
 
 class RawZoneIOManager(ConfigurableIOManager):
@@ -167,10 +171,10 @@ class RawZoneIOManager(ConfigurableIOManager):
 
         def one_day(key: str) -> dict | None:
             prefix = f"{path}/{dt_path(key, self.lake.dt_layout)}"
-            landed = [obj for obj in storage.list(prefix + "/") if not is_hidden(obj.key[len(prefix) :])]
+            landed = landed_files(storage, prefix)
             if not landed:
                 return None
-            records = sum(_records(storage, obj.key, obj.key) for obj in landed)
+            records = sum(json_lines_records(storage, obj.key) for obj in landed)
             return {
                 "path": MetadataValue.path(storage.uri(prefix)),
                 "files": len(landed),
@@ -197,7 +201,7 @@ class RawZoneIOManager(ConfigurableIOManager):
         def one_day(key: str) -> tuple[list[str], list[str], int]:
             landed = _landed_keys(storage, f"{path}/{dt_path(key, self.lake.dt_layout)}")
             readable = spark_readable(storage, landed, f"raw-in-{key}")
-            return landed, readable, sum(_records(storage, k, r) for k, r in zip(landed, readable, strict=True))
+            return landed, readable, sum(json_lines_records(storage, k, r) for k, r in zip(landed, readable, strict=True))
 
         # Days are independent folders: on S3 their listings and downloads overlap (a year is 365 of each).
         with ThreadPoolExecutor(_IO_THREADS) as pool:
@@ -208,11 +212,11 @@ class RawZoneIOManager(ConfigurableIOManager):
         return RawFolders(files, records, self.lake.dt_layout, missing, storage.uri(path))
 
 
-def _records(storage: Storage, key: str, readable: str) -> int:
+def json_lines_records(storage: Storage, key: str, local_copy: str = "") -> int:
     """Non-blank lines of a JSON Lines file: the records Spark's JSON reader sees (blank lines are
     skipped). Read from the local copy when there is one, else from the storage."""
-    local = Path(readable)
-    with local.open("rb") if local.is_absolute() and local.exists() else storage.open_read(key) as data:
+    local = Path(local_copy)
+    with local.open("rb") if local_copy and local.is_absolute() and local.exists() else storage.open_read(key) as data:
         return sum(1 for line in data if line.strip())
 
 

@@ -33,7 +33,7 @@ from dagster import (
 
 from lake_assets.assets import raw, trusted
 from lake_assets.automation import SETTINGS
-from lake_assets.io_managers import lake_path
+from lake_assets.io_managers import json_lines_records, lake_path, landed_files
 from lake_assets.partitions import DtLayout, daily_partitions, dt_folders, dt_path, partition_key_from_path
 from lake_assets.resources import LakeResource
 from lake_assets.storage import ObjectInfo, Storage, is_hidden
@@ -401,14 +401,14 @@ class _RecordCounter:
         if self.files <= 0:
             self.uncounted += 1
             return None
-        files = [obj for obj in self.storage.list(folder) if not is_hidden(obj.key[len(folder) :])]
+        files = landed_files(self.storage, folder)
         size = sum(obj.size for obj in files)
         if size > self.bytes or len(files) > self.files:
             self.uncounted += 1
             self.files = 0  # a day too big for what is left: the budget is spent, list no further folder
             return None
         self.bytes, self.files = self.bytes - size, self.files - len(files)
-        return sum(1 for obj in files for line in (self.storage.get_bytes(obj.key) or b"").splitlines() if line.strip())
+        return sum(json_lines_records(self.storage, obj.key) for obj in files)
 
 
 def _run_requests(trusted_key: AssetKey, items: list[tuple[Target, list[ObjectInfo]]]) -> list[RunRequest]:

@@ -99,7 +99,7 @@ def _materialize(defs, key: str, partition: str | None, resources: dict, instanc
 def _row(result, key: str) -> dict:
     (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == key]
     meta = {name: getattr(value, "value", value) for name, value in event.materialization.metadata.items()}
-    rows = meta.get("dagster/row_count", meta.get("data_rows"))
+    rows = meta.get("dagster/row_count")
     return {
         "asset": key,
         "rows": rows if rows is not None else "-",
