@@ -134,3 +134,14 @@ def connect_session(monkeypatch):
     yield open_session
     for session in sessions:
         session.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory):
+    """One throwaway PostgreSQL for the session (lake_tools/postgres.py): a free port, the database and
+    role `lake` with a random password (`postgres.uri()`), killed even if pytest dies."""
+    from lake_tools.postgres import Postgres
+
+    server = Postgres(tmp_path_factory.mktemp("pg")).start()
+    yield server
+    server.stop()

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What this project needs from the machine, checked in seconds before anything slow starts:
 #   lake_tools/bootstrap.sh run    Python 3.11+ and Java 17+ (Spark)
-#   lake_tools/bootstrap.sh test   the same, plus Chromium (the UI test drives headless Chromium)
+#   lake_tools/bootstrap.sh test   the same, plus Chromium (the UI test drives headless Chromium) and
+#                                  PostgreSQL's server (the tests' throwaway database, lake_tools/postgres.py)
 # A missing piece is installed with apt-get when this runs as root on Debian/Ubuntu; otherwise the
 # script stops with one line saying exactly what to install. `make run`, `make test` and CI call it.
 set -euo pipefail
@@ -54,6 +55,16 @@ if [ "$want" = test ] && ! command -v chromium >/dev/null 2>&1; then
   if can_apt; then apt_install chromium; fi
   if ! command -v chromium >/dev/null 2>&1; then
     say "the UI test needs Chromium as 'chromium' on PATH; install it (Debian/Ubuntu: sudo apt-get install chromium)"
+    exit 1
+  fi
+fi
+
+# Debian keeps the server binaries off PATH, in /usr/lib/postgresql/<version>/bin.
+have_postgres() { command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }
+if [ "$want" = test ] && ! have_postgres; then
+  if can_apt; then apt_install postgresql-15; fi
+  if ! have_postgres; then
+    say "the tests need PostgreSQL's server (initdb, postgres); install it (Debian: sudo apt-get install postgresql-15; macOS: brew install postgresql@15)"
     exit 1
   fi
 fi
