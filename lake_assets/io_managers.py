@@ -47,11 +47,14 @@ from lake_assets.contracts.evaluate import (
     violations_by_partition,
 )
 from lake_assets.contracts.rules import FLAG_PREFIX, ComparedToPrevious
-from lake_assets.partitions import dt_path, partition_key_column, partition_key_from_path
+from lake_assets.partitions import dt_path, partition_key_column
 from lake_assets.resources import CatalogResource, LakeResource, SparkResource
-from lake_assets.staging import LocalScratch, SparkStage, StagedFile, spark_readable
+from lake_assets.staging import LocalScratch, SparkStage, StagedFile, parquet_footer, spark_readable
 from lake_assets.storage import ObjectInfo, Storage, is_hidden
-from lake_assets.storage.publish import Published, StoredFile, committed_keys, publish
+from lake_assets.storage.publish import Published, publish, upload_all
+from lake_assets.tables import iceberg
+from lake_assets.tables.catalog import describe as describe_catalog
+from lake_assets.tables.catalog import table_identifier
 
 JSONL_RECORDS_PER_FILE = 100  # the raw zone's convention: at most 100 records a file
 HEAD_BYTES = 64 * 1024  # enough for any header line
@@ -328,13 +331,14 @@ class PublishReport:
 
 
 class TrustedParquetIOManager(ConfigurableIOManager):
-    """Publishes contracted Spark DataFrames as Parquet (`publish`), one table or `dt=` partition at a
-    time and atomically, and loads what was published for downstream assets (`load_input`)."""
+    """Publishes contracted Spark DataFrames to the trusted zone's Iceberg tables (`publish`): one
+    catalog commit per run, of every partition that keeps its contract, and loads the current
+    snapshot for downstream assets (`load_input`)."""
 
     lake: LakeResource
     spark: SparkResource
     catalog: CatalogResource | None = Field(
-        default=None, description="Where the published tables and partitions are registered by name (Glue, Spark); None: nowhere."
+        default=None, description="Where else the tables are named after each commit (the Spark catalog); None: nowhere else."
     )
 
     def handle_output(self, context: OutputContext, obj) -> None:
@@ -346,21 +350,17 @@ class TrustedParquetIOManager(ConfigurableIOManager):
     def load_input(self, context: InputContext) -> DataFrame:
         path = lake_path(context)
         storage = self.lake.storage(_zone(path))
-        spark = self.spark.spark_session
-        if not context.has_asset_partitions:
-            keys = _table_keys(storage, path)
-            return spark.read.parquet(*spark_readable(storage, keys, "trusted-in"))
-        files = [
-            readable
-            for key in context.asset_partition_keys
-            for readable in spark_readable(
-                storage, _table_keys(storage, f"{path}/{dt_path(key, self.lake.dt_layout)}"), "trusted-in"
-            )
-        ]
-        if not files:
-            raise Failure(f"no data in {storage.uri(path)} for partitions {context.asset_partition_keys}")
-        # One read of every day's files; each row's day comes from its file's folder.
-        rows = spark.read.parquet(*files)
+        table = iceberg.load(self.lake.iceberg_catalog(), path)
+        wanted = list(context.asset_partition_keys) if context.has_asset_partitions else None
+        files = iceberg.current_files(table, storage, wanted) if table is not None else {}
+        keys = [f.key for data in files.values() for f in data]
+        if not keys:
+            where = f"partitions {wanted}" if wanted else "any data"
+            raise Failure(f"{table_identifier(path)} has no committed version with {where}: materialise it first")
+        rows = self.spark.spark_session.read.parquet(*spark_readable(storage, keys, "trusted-in"))
+        if wanted is None:
+            return rows
+        # Each row's day from its file's folder: files published before Iceberg lack the column.
         return rows.withColumn("dt", partition_key_column(F.col("_metadata.file_path"), self.lake.dt_layout))
 
     def publish(
@@ -375,19 +375,27 @@ class TrustedParquetIOManager(ConfigurableIOManager):
         metadata: Mapping | None = None,
     ) -> PublishReport:
         """Write `flagged` (a contract's `apply` output) once, judge the contract per partition from
-        that write, publish what keeps it, and log every result. `source_records` (called once the
-        writes are done, so its count can run meanwhile) feeds the reconcile rule; `describe` adds
-        metadata for a published partition from its rows; `metadata` goes with every partition."""
+        that write, commit what keeps it in one Iceberg commit, and log every result.
+        `source_records` (called once the writes are done, so its count can run meanwhile) feeds the
+        reconcile rule; `describe` adds metadata for a published partition from its rows; `metadata`
+        goes with every partition."""
         path = lake_path(context.assets_def)
         storage = self.lake.storage(_zone(path))
+        catalog = self.lake.iceberg_catalog()
         part = contract.partition_column
         keys: list[Partition] = list(context.partition_keys) if part else [None]
         flagged_rules = contract.flagged_rules(layout)
         rows = split(flagged, contract, layout)
         columns = [(f.name, f.dataType.simpleString()) for f in rows.good.schema.fields if f.name != part]
+        table = iceberg.load(catalog, path)
+        days = [key for key in keys if key]
+        current = iceberg.current_files(table, storage, days or None) if table is not None else {}
         stage = SparkStage(storage)
         try:
-            data = _by_partition(stage.write(rows.good, "data", partition_by=part), keys, context)
+            # Spark's partitionBy moves a column out of the files into folder names; a copy goes there
+            # instead, so `dt` stays in each file, where Iceberg reads a file's partition value.
+            good = rows.good.withColumn(_FOLDER_COLUMN, F.col(part)) if part else rows.good
+            data = _by_partition(stage.write(good, "data", partition_by=_FOLDER_COLUMN if part else None), keys, context)
             totals = rows.totals
             spark = self.spark.spark_session
             # Rejected rows, when there are any: from the table write's observation, or from a pass of
@@ -406,19 +414,25 @@ class TrustedParquetIOManager(ConfigurableIOManager):
                 source_records=source_records() if source_records else {},
             )
             if any(isinstance(r, ComparedToPrevious) for r in contract.rules):
-                observed.previous_rows = {key: self._previous_rows(storage, path, key, observed.rows) for key in keys}
+                observed.previous_rows = self._previous_rows(table, storage, days, observed.rows)
             schema = schema_result(contract, layout, columns)
-            outcomes = self._publish_each(storage, path, keys, data, quarantined, contract, layout, observed, schema, describe)
+            outcomes = [self._judge(storage, path, key, contract, layout, observed, schema, current) for key in keys]
+            published = [o for o in outcomes if o.published]
+            if published:
+                snapshot = self._commit(context, storage, catalog, path, contract, layout, published, data, quarantined, describe)
+                table = iceberg.load(catalog, path)
+                for outcome in published:
+                    outcome.extra.update(snapshot)
             for outcome in outcomes:
                 outcome.extra = {**(metadata or {}), **outcome.extra}
         finally:
             stage.close()
         log_uri = self._log(storage, contract, context.run_id, outcomes)
-        published = [o for o in outcomes if o.published]
-        if self.catalog is not None and published:  # after the publish: a catalog never names uncommitted data
+        if self.catalog is not None and published:  # after the commit: a catalog never names uncommitted data
             registered = self.catalog.register(
-                self.lake,
+                storage,
                 path,
+                table,
                 [o.partition for o in published] if part else None,
                 log=context.log,
                 spark_session=self.spark.spark_session,
@@ -427,49 +441,75 @@ class TrustedParquetIOManager(ConfigurableIOManager):
                 outcome.extra.update(registered)
         return PublishReport(outcomes, columns, log_uri, contract.column_docs(layout))
 
-    def _publish_each(
-        self, storage, path, keys, data, quarantined, contract, layout, observed, schema, describe
-    ) -> list[PartitionOutcome]:
-        def one(key: Partition) -> PartitionOutcome:
-            folder = f"{path}/{dt_path(key, self.lake.dt_layout)}" if key else path
-            results = judge(contract, layout, key, observed, schema)
+    def _judge(self, storage, path, key, contract, layout, observed, schema, current) -> PartitionOutcome:
+        results = judge(contract, layout, key, observed, schema)
+        folder = f"{path}/{dt_path(key, self.lake.dt_layout)}" if key else path
+        return PartitionOutcome(
+            partition=key,
+            published=not any(r.blocks_publish for r in results),
+            uri=storage.uri(folder),
+            rows=observed.rows.get(key, 0),
+            rejected=observed.rejected.get(key, 0),
+            files=0,
+            bytes=0,
+            results=results,
+            extra={},
+            rejected_by_reason=observed.rejected_by_reason.get(key, {}),
+            had_previous_version=key in current,
+        )
+
+    def _commit(self, context, storage, catalog, path, contract, layout, published, data, quarantined, describe) -> dict:
+        """Copy the published partitions' files to their final keys, each in a folder of this write,
+        then commit them all at once. Returns the snapshot's metadata; on a lost race the copies are
+        removed and the run fails with one line (the current version is untouched)."""
+        write_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+        placed: dict[str, StagedFile] = {}
+        table_keys: list[str] = []
+        for outcome in published:
+            key = outcome.partition
+            folder = f"{path}/{dt_path(key, self.lake.dt_layout)}/{write_id}" if key else f"{path}/{write_id}"
             files = data.get(key, {})
-            outcome = PartitionOutcome(
-                partition=key,
-                published=not any(r.blocks_publish for r in results),
-                uri=storage.uri(folder),
-                rows=observed.rows.get(key, 0),
-                rejected=observed.rejected.get(key, 0),
-                files=len(files),
-                bytes=0,
-                results=results,
-                extra={},
-                rejected_by_reason=observed.rejected_by_reason.get(key, {}),
+            for name, source in files.items():
+                placed[f"{folder}/{name}"] = source
+                table_keys.append(f"{folder}/{name}")
+            for name, source in quarantined.get(key, {}).items():
+                placed[f"{folder}/_rejected/{name}"] = source
+            outcome.uri = storage.uri(folder)
+            outcome.files = len(files)
+            outcome.bytes = sum(_size(source) for source in files.values())
+            if describe is not None:
+                outcome.extra = describe(key, _read_arrow(storage, files.values()))
+        upload_all(storage, placed)
+        first = next(iter(data[published[0].partition].values()))
+        schema = _documented(_written_schema(storage, first), contract.column_docs(layout))
+        try:
+            snapshot = iceberg.replace(
+                catalog,
+                storage,
+                path,
+                schema,
+                table_keys,
+                [o.partition for o in published],
+                contract.partition_column,
+                run_id=context.run_id,
             )
-            if not outcome.published:
-                outcome.had_previous_version = committed_keys(storage, folder) is not None
-            else:
-                staged = {**files, **{f"_rejected/{n}": f for n, f in quarantined.get(key, {}).items()}}
-                outcome.bytes = publish(storage, folder, staged).bytes
-                if describe is not None:
-                    outcome.extra = describe(key, _read_arrow(storage, files.values()))
-            return outcome
+        except iceberg.CommitConflict as error:
+            storage.delete(sorted(placed))  # never committed: no reader can name them
+            raise Failure(str(error)) from None
+        return {
+            "dagster/table_name": table_identifier(path),
+            "dagster/uri": storage.uri(path),
+            "snapshot_id": str(snapshot),
+            "catalog": describe_catalog(self.lake),
+        }
 
-        # Partitions are independent folders: a range run publishes several at once.
-        with ThreadPoolExecutor(min(_IO_THREADS, len(keys))) as pool:
-            return list(pool.map(one, keys))
-
-    def _previous_rows(self, storage: Storage, path: str, key: str, this_run: Mapping[Partition, int]) -> int | None:
-        """Rows of the day before: from this run if it wrote that day, else as published in the lake."""
-        previous = (dt.date.fromisoformat(key) - dt.timedelta(days=1)).isoformat()
-        if previous in this_run:
-            return this_run[previous]
-        keys = committed_keys(storage, f"{path}/{dt_path(previous, self.lake.dt_layout)}")
-        if keys is None:
-            return None
-        folder = f"{path}/{dt_path(previous, self.lake.dt_layout)}"
-        sizes = {o.key: o.size for o in storage.list(f"{folder}/")}
-        return _row_count(storage, [StoredFile(k, sizes[k]) for k in keys if not is_hidden(k[len(folder) :]) and k in sizes])
+    def _previous_rows(self, table, storage: Storage, days: Sequence[str], this_run: Mapping[Partition, int]) -> dict:
+        """Rows of each day's previous day: from this run if it wrote that day, else as the current
+        snapshot's manifests count them (no file is read)."""
+        before = {key: (dt.date.fromisoformat(key) - dt.timedelta(days=1)).isoformat() for key in days}
+        wanted = sorted({day for day in before.values() if day not in this_run})
+        stored = iceberg.rows_by_partition(iceberg.current_files(table, storage, wanted)) if table is not None and wanted else {}
+        return {key: this_run[day] if day in this_run else stored.get(day) for key, day in before.items()}
 
     def _log(self, storage: Storage, contract: Contract, run_id: str, outcomes: list[PartitionOutcome]) -> str:
         now = dt.datetime.now(dt.UTC)
@@ -481,45 +521,44 @@ class TrustedParquetIOManager(ConfigurableIOManager):
         return storage.uri(key)
 
 
-def _table_keys(storage: Storage, prefix: str) -> list[str]:
-    """The table data files of a trusted folder: its committed version when published by this
-    project (never a half-published one), otherwise every data file (written by another tool).
-    A version also holds its `_rejected/` rows: those are never table data."""
-    committed = committed_keys(storage, prefix)
-    if committed is None:
-        return _landed_keys(storage, prefix)
-    return [key for key in committed if not is_hidden(key[len(prefix) :])]
+# The staging copy of the partition column that Spark turns into folder names.
+_FOLDER_COLUMN = "dt_folder"  # not `_`-prefixed: Spark and the stage skip such folders
+
+
+def _written_schema(storage: Storage, source: StagedFile) -> pa.Schema:
+    return parquet_footer(storage, source).schema.to_arrow_schema()
+
+
+def _documented(schema: pa.Schema, docs: Mapping[str, str]) -> pa.Schema:
+    """The written schema with each column's contract description as its Iceberg field doc."""
+    return pa.schema(
+        [f.with_metadata({b"doc": docs[f.name].encode()}) if docs.get(f.name) else f.remove_metadata() for f in schema]
+    )
+
+
+def _size(source: StagedFile) -> int:
+    return source.stat().st_size if isinstance(source, Path) else source.size
 
 
 def _by_partition(files: dict[str, StagedFile], keys: list[Partition], context) -> dict[Partition, dict[str, StagedFile]]:
-    """Spark's files grouped by partition key (`dt=<key>/part-….parquet`): {key: {file name: file}}."""
+    """Spark's files grouped by partition key (`<column>=<key>/part-….parquet`): {key: {file name: file}}."""
     if keys == [None]:
         return {None: files}
     by_key: dict[Partition, dict] = {}
     for rel, source in files.items():
-        key = partition_key_from_path(rel)
+        folder, _, name = rel.rpartition("/")
+        key = folder.partition("=")[2]
         if key not in keys:
             raise Failure(
-                f"{context.asset_key.to_user_string()} produced rows for {rel.split('/')[0]}, outside this run's partitions {keys[0]}…{keys[-1]}"
+                f"{context.asset_key.to_user_string()} produced rows for {folder}, outside this run's partitions {keys[0]}…{keys[-1]}"
             )
-        by_key.setdefault(key, {})[rel.rsplit("/", 1)[1]] = source
+        by_key.setdefault(key, {})[name] = source
     return by_key
 
 
 def _row_count(storage: Storage, files: Iterable[StagedFile]) -> int:
     # Parquet footers hold the row counts: no Spark job over the data.
-    return sum(_parquet_rows(storage, f) for f in files)
-
-
-def _parquet_rows(storage: Storage, source: StagedFile) -> int:
-    if isinstance(source, Path):
-        return pq.read_metadata(source).num_rows
-    # Two small range reads instead of the whole file: the footer's length, then the footer.
-    # read_metadata parses only the footer, framed by the magic bytes it checks.
-    tail = storage.get_range(source.key, source.size - 8, 8)
-    length = int.from_bytes(tail[:4], "little")
-    footer = storage.get_range(source.key, source.size - 8 - length, length)
-    return pq.read_metadata(pa.BufferReader(b"PAR1" + footer + tail)).num_rows
+    return sum(parquet_footer(storage, f).num_rows for f in files)
 
 
 def _read_arrow(storage: Storage, files: Iterable[StagedFile]) -> pa.Table:

@@ -54,7 +54,8 @@ def partition_key_column(file_path: Column, layout: DtLayout | str = DtLayout.HI
     """The same inverse as a Spark column, for a data file's full path (`_metadata.file_path`): the key
     of the partition folder the file sits in, or null. One read of many days' files then knows each
     row's day, instead of one read per day."""
-    pattern = f"/{_SEGMENTS[DtLayout(layout)]}/[^/]+$"
+    # A file sits in its day's folder, or one level below it, in the folder of the write that made it.
+    pattern = f"/{_SEGMENTS[DtLayout(layout)]}/([^/]+/)?[^/]+$"
     parts = [F.regexp_extract(file_path, pattern, group) for group in (1, 2, 3)]
     return F.when(file_path.rlike(pattern), F.concat_ws("-", *parts))
 

@@ -16,12 +16,27 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 
 from lake_assets.storage import Storage, is_hidden
 from lake_assets.storage.publish import StoredFile
 
 StagedFile = Path | StoredFile
+
+
+def parquet_footer(storage: Storage, source: StagedFile) -> pq.FileMetaData:
+    """A Parquet file's footer (row counts, schema) without reading its data: for a stored file, two
+    small range reads, the footer's length and then the footer."""
+    if isinstance(source, Path):
+        return pq.read_metadata(source)
+    tail = storage.get_range(source.key, source.size - 8, 8)
+    if len(tail) != 8 or tail[4:] != b"PAR1":
+        raise ValueError(f"{storage.uri(source.key)}: not a Parquet file of {source.size} bytes (no PAR1 footer)")
+    length = int.from_bytes(tail[:4], "little")
+    footer = storage.get_range(source.key, source.size - 8 - length, length)
+    return pq.read_metadata(pa.BufferReader(b"PAR1" + footer + tail))
 
 
 class LocalScratch:

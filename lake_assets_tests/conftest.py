@@ -3,6 +3,7 @@
 
 import os
 import signal
+import tempfile
 import uuid
 
 import pytest
@@ -11,6 +12,11 @@ import pytest
 # there), and Spark binds to loopback.
 os.environ["TMDB_START_DATE"] = "2024-01-01"
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+# The SQLite catalogs of S3 test lakes live with the session's temporary files, not in the checkout;
+# and a developer's own `lake` catalog settings never reach the tests.
+os.environ["LAKE_CATALOG_DIR"] = tempfile.mkdtemp(prefix="lake-catalogs-")
+for _name in [n for n in os.environ if n.startswith("PYICEBERG_CATALOG__LAKE__")]:
+    del os.environ[_name]
 
 # Started as a background job (`make test &`, a CI step without job control), pytest inherits
 # "ignore SIGINT". Each in-process Dagster run then maps SIGTERM to SIGINT's handler (its

@@ -2,13 +2,11 @@
 then read back independently (pyarrow, DuckDB, listings) - never through Spark."""
 
 import datetime as dt
-import io
 import json
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from dagster import materialize
 
@@ -17,7 +15,6 @@ from lake_assets.assets import raw, trusted
 from lake_assets.automation import SETTINGS
 from lake_assets.contracts import FILMES
 from lake_assets.resources.lake import LakeResource
-from lake_assets.storage.publish import MANIFEST
 from lake_assets_tests.readback import Lake, lake_resources
 from lake_tools.sample_filmes import write_filmes_csv
 
@@ -87,13 +84,14 @@ def test_filmes_sample_typed_with_rejections_counted(lake, spark_resource):
 
 def test_rematerialising_replaces_exactly(lake, spark_resource):
     assert _filmes(lake, spark_resource).success
-    first = Lake(lake).keys("trusted/filmes/")
+    read = Lake(lake)
+    first = read.current_keys("trusted/filmes/")
     assert _filmes(lake, spark_resource).success
-    second = Lake(lake).keys("trusted/filmes/")
-    manifest = json.loads(lake.storage("trusted").get_bytes(f"trusted/filmes/{MANIFEST}"))
-    assert set(second) == {f"trusted/filmes/{f['name']}" for f in manifest["files"]} | {f"trusted/filmes/{MANIFEST}"}
-    assert not set(first) & (set(second) - {f"trusted/filmes/{MANIFEST}"})  # nothing of version 1 is left
-    assert Lake(lake).table("trusted/filmes/").num_rows == 1998
+    second = read.current_keys("trusted/filmes/")
+    assert first and second and not set(first) & set(second)  # the new snapshot names only new files
+    assert len({k.rsplit("/", 1)[0] for k in second}) == 1  # one folder per write: Spark's catalog can name it
+    assert set(first) <= set(read.keys("trusted/filmes/"))  # the earlier snapshot stays readable until retention
+    assert read.table("trusted/filmes/").num_rows == 1998
     assert not list(lake.storage("trusted").list("_staging/"))  # Spark's scratch space is gone
     if not lake.root.startswith("s3"):
         assert not [p for p in Path(lake.root).rglob("*") if p.is_dir() and not any(p.iterdir())]  # no empty folders
@@ -172,17 +170,20 @@ def test_tmdb_partition_from_offline_snapshot(lake, spark_resource):
     assert on_deadline.passed == (expected == "on time")
 
 
-def test_duckdb_reads_trusted_tmdb_with_hive_partitioning(tmp_path, spark_resource):
+def test_duckdb_reads_the_current_snapshot_and_a_glob_reads_every_version(tmp_path, spark_resource):
     today = _today()
     lake = LakeResource(root=str(tmp_path / "lake"))
     assert _tmdb(lake, spark_resource, today).success
     assert _tmdb(lake, spark_resource, today).success  # a second run replaces, never duplicates
-    root = tmp_path / "lake" / "trusted" / "tmdb"
+    files = [str(tmp_path / "lake" / key) for key in Lake(lake).current_keys(f"trusted/tmdb/dt={today}/")]
     dts, rows, distinct = duckdb.sql(
-        f"select list(distinct dt::varchar), count(*), count(distinct tmdb_id) "
-        f"from read_parquet('{root}/*/*.parquet', hive_partitioning=true)"
+        f"select list(distinct dt), count(*), count(distinct tmdb_id) from read_parquet({files}, hive_partitioning=false)"
     ).fetchall()[0]
-    assert dts == [today] and rows == distinct > 100
+    assert dts == [today] and rows == distinct > 100  # `dt` is in the files: Iceberg reads it there
+    # A folder glob sees each version until retention expires it: why every reader plans its files.
+    root = tmp_path / "lake" / "trusted" / "tmdb"
+    (globbed,) = duckdb.sql(f"select count(*) from read_parquet('{root}/*/*/*.parquet')").fetchall()[0]
+    assert globbed == 2 * rows
 
 
 def test_past_partition_is_refused_without_override(tmp_path, spark_resource):
@@ -241,32 +242,26 @@ def test_a_launch_over_past_raw_days_registers_the_landed_ones_and_fails_only_th
 
 
 def test_failed_publish_leaves_previous_version_readable(tmp_path, spark_resource, monkeypatch):
-    from lake_assets.storage.local import LocalStorage
-    from lake_assets.storage.publish import committed_keys
+    from pyiceberg.catalog.sql import SqlCatalog
 
     lake = LakeResource(root=str(tmp_path / "lake"))
     assert _filmes(lake, spark_resource).success
-    before = Lake(lake).keys("trusted/filmes/")
+    read = Lake(lake)
+    before = read.current_keys("trusted/filmes/")
 
-    def fail_at_commit(self, data, key, *, expected_etag):
-        raise OSError("disk full (injected)")  # the manifest is the only conditional write
+    def fail_at_commit(self, *args, **kwargs):
+        raise OSError("disk full (injected)")  # the catalog commit is the one point of publication
 
-    monkeypatch.setattr(LocalStorage, "put_bytes_if", fail_at_commit)
+    monkeypatch.setattr(SqlCatalog, "commit_table", fail_at_commit)
     smaller = write_filmes_csv(tmp_path / "v2.csv", 300, seed=5)
     result = _filmes(lake, spark_resource, smaller, raise_on_error=False)
     assert not result.success
     monkeypatch.undo()
 
-    storage = lake.storage("trusted")
-    committed = committed_keys(storage, "trusted/filmes")
-    assert set(committed) <= set(before)  # the manifest still names version 1, all of whose files exist
-    rows = sum(pq.read_metadata(io.BytesIO(storage.get_bytes(k))).num_rows for k in committed if "/_rejected/" not in k)
-    assert rows == 1998
-    assert Lake(lake).keys("trusted/filmes/") == before  # the failed writer removed its own uploads
+    assert read.current_keys("trusted/filmes/") == before  # the catalog still names version 1
+    assert read.table("trusted/filmes/").num_rows == 1998
     assert _filmes(lake, spark_resource, smaller).success
-    after = Lake(lake).keys("trusted/filmes/")
-    assert set(after) == set(committed_keys(storage, "trusted/filmes")) | {f"trusted/filmes/{MANIFEST}"}
-    assert Lake(lake).table("trusted/filmes/").num_rows == 300
+    assert read.table("trusted/filmes/").num_rows == 300
 
 
 def test_a_file_landed_beside_collected_ones_is_read(tmp_path, spark_resource):

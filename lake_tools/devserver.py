@@ -214,7 +214,7 @@ def register_lake(remote: str) -> list[str]:
     own, like the warm-up; a failure is reported, not raised: the catalog is a convenience of the dev
     server."""
     done = subprocess.run(
-        [sys.executable, "-m", "lake_assets.catalog", "sync", "--no-glue"],
+        [sys.executable, "-m", "lake_assets.catalog", "sync"],
         env={**os.environ, "SPARK_REMOTE": remote},
         stdin=subprocess.DEVNULL,
         capture_output=True,

@@ -1,18 +1,22 @@
-"""The trusted zone in DuckDB by name: views `filmes` and `tmdb` over the committed files only.
+"""The trusted zone in DuckDB by name: views `filmes` and `tmdb` over one Iceberg snapshot's files.
 
     python -m lake_tools.duckdb_lake "select dt, count(*) from tmdb group by dt order by dt"
+    python -m lake_tools.duckdb_lake --as-of 2026-12-01T09:00:00Z "select count(*) from tmdb"
+    python -m lake_tools.duckdb_lake --snapshot 4213417 "select count(*) from tmdb"
 
     from lake_tools.duckdb_lake import open_lake
     open_lake().sql("select idioma_original, count(*) from tmdb where dt = '2024-01-05' group by 1").show()
 
-The views are read from the manifests (`committed_files`), never from a glob, so a publish in progress
-or a crashed one is never half visible; `dt` is a column of `tmdb`. Each table is a pyarrow dataset of
+The files are planned by pyiceberg from the current snapshot (or the one asked for), never globbed,
+so a publish in progress, a crashed one or an earlier version is never visible; `dt` is a column of
+`tmdb`. (DuckDB's own iceberg extension would have to be downloaded.) Each table is a pyarrow dataset of
 exactly those files, which DuckDB scans with column and `dt` pushdown, on a local lake and on S3 alike
 (pyarrow's own S3 client: DuckDB's httpfs extension would have to be downloaded). The lake is the one
 `LAKE_ROOT` / `LAKE_TRUSTED_ROOT` names, with the same S3 settings as the pipeline.
 """
 
 import argparse
+import datetime as dt
 import os
 import shlex
 import sys
@@ -24,10 +28,10 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from lake_assets.catalog import committed_partitions, read_versions, trusted_tables
+from lake_assets.catalog import trusted_tables
 from lake_assets.resources.lake import LakeResource, lake_resource_from_env
 from lake_assets.storage import is_s3_root
-from lake_assets.storage.publish import committed_files
+from lake_assets.tables import iceberg
 from lake_tools.devserver import PROJECT_DIR
 
 # What locates a local lake's trusted tables (see lake_resource_from_env); S3 settings are not repeated.
@@ -47,40 +51,65 @@ def _filesystem(lake: LakeResource, root: str) -> tuple[pafs.FileSystem, str]:
     return pafs.S3FileSystem(**options), root.split("://", 1)[1].rstrip("/")
 
 
-def committed_dataset(lake: LakeResource, path: str, partitioned: bool) -> ds.Dataset | None:
-    """The committed Parquet files of a trusted table as one pyarrow dataset (`dt` a string column
-    of a partitioned table), or None when nothing is committed yet."""
+def committed_dataset(
+    lake: LakeResource, path: str, partitioned: bool, snapshot_id: int | None = None, as_of: dt.datetime | None = None
+) -> ds.Dataset | None:
+    """The files of one snapshot of a trusted table (the current one, `snapshot_id`, or the one
+    current `as_of`) as one pyarrow dataset (`dt` a string column of a partitioned table), or None
+    before its first commit."""
     storage = lake.storage("trusted")
-    keys = committed_partitions(storage, path, lake.layout) if partitioned else None
-    if (partitioned and not keys) or (not partitioned and committed_files(storage, path) is None):
+    table = iceberg.load(lake.iceberg_catalog(), path)
+    if table is None or table.current_snapshot() is None:
         return None
-    versions = [v for v in read_versions(storage, path, keys, lake.layout) if v.files]
-    if not versions:
+    if as_of is not None:
+        snapshot = table.snapshot_as_of_timestamp(int(as_of.timestamp() * 1000))
+        if snapshot is None:
+            return None  # the table did not exist yet: no view, as before its first commit
+        snapshot_id = snapshot.snapshot_id
+    files = iceberg.current_files(table, storage, snapshot_id=snapshot_id)
+    if not files:
         return None
     filesystem, base = _filesystem(lake, lake.root_of("trusted"))
-    # One schema for every version: a column an older partition lacks reads as null.
-    schema = pa.unify_schemas([pq.read_schema(f"{base}/{v.files[0].key}", filesystem=filesystem) for v in versions])
+    # One schema for every write (each write's files share one): a column an older one lacks reads as null.
+    first_of_write = {f.key.rsplit("/", 1)[0]: f.key for data in files.values() for f in data}
+    schemas = [pq.read_schema(f"{base}/{key}", filesystem=filesystem) for key in first_of_write.values()]
+    schema = pa.unify_schemas(schemas, promote_options="permissive")
     paths, partitions = [], []
-    for version in versions:
-        for file in version.files:
+    for partition, data in sorted(files.items(), key=lambda item: item[0] or ""):
+        for file in data:
             paths.append(f"{base}/{file.key}")
-            partitions.append(ds.field("dt") == version.partition if partitioned else ds.scalar(True))
-    if partitioned:
+            partitions.append(ds.field("dt") == partition if partitioned else ds.scalar(True))
+    if partitioned and "dt" not in schema.names:  # files published before Iceberg keep `dt` in their folder only
         schema = schema.append(pa.field("dt", pa.string()))
     return ds.FileSystemDataset.from_paths(
         paths, schema=schema, format=ds.ParquetFileFormat(), filesystem=filesystem, partitions=partitions
     )
 
 
-def open_lake(lake: LakeResource | None = None, connection: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with a view per committed trusted table (`filmes`, `tmdb`)."""
+def open_lake(
+    lake: LakeResource | None = None,
+    connection: duckdb.DuckDBPyConnection | None = None,
+    *,
+    snapshot_id: int | None = None,
+    as_of: dt.datetime | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with a view per committed trusted table (`filmes`, `tmdb`): their current
+    snapshots, or those current `as_of`; `snapshot_id` picks one table's snapshot (the table that has it)."""
     # Outside a run, Dagster has not resolved the EnvVar credentials of the lake resource: this does.
     lake = (lake or lake_resource_from_env()).process_config_and_initialize()
     connection = connection or duckdb.connect()
+    found = snapshot_id is None
     for path, partitioned in trusted_tables():
-        dataset = committed_dataset(lake, path, partitioned)
+        table = iceberg.load(lake.iceberg_catalog(), path)
+        own = snapshot_id if table is not None and snapshot_id and table.snapshot_by_id(snapshot_id) else None
+        found = found or own is not None
+        dataset = committed_dataset(lake, path, partitioned, own, None if own else as_of)
         if dataset is not None:
             connection.register(path.rsplit("/", 1)[-1], dataset)
+    if not found:
+        raise ValueError(f"no trusted table has snapshot {snapshot_id} (retention may have expired it)")
+    if as_of is not None and not connection.sql("select 1 from duckdb_views() where not internal").fetchall():
+        raise ValueError(f"no trusted table had a snapshot at {as_of.isoformat()}")
     return connection
 
 
@@ -97,8 +126,20 @@ def read_back_command(sql: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lake_tools.duckdb_lake", description=__doc__.split("\n\n")[0])
     parser.add_argument("sql", nargs="?", help="a query over filmes and tmdb; without it, the views are listed")
+    travel = parser.add_mutually_exclusive_group()
+    travel.add_argument("--snapshot", type=int, help="read the table that has this snapshot id as of it")
+    travel.add_argument(
+        "--as-of",
+        type=dt.datetime.fromisoformat,
+        help="read every table as it was at this time (ISO 8601, e.g. 2026-12-01T09:00Z)",
+    )
     args = parser.parse_args(argv)
-    connection = open_lake()
+    as_of = args.as_of.replace(tzinfo=args.as_of.tzinfo or dt.UTC) if args.as_of else None
+    try:
+        connection = open_lake(snapshot_id=args.snapshot, as_of=as_of)
+    except ValueError as error:  # no snapshot at that time
+        print(f"duckdb_lake: {error}", file=sys.stderr)
+        return 1
     try:
         connection.sql(args.sql or "select view_name as view from duckdb_views() where not internal order by 1").show(
             max_width=200

@@ -160,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"moto Glue started (pid {server.process.pid}) at {server.endpoint_url}; it keeps the catalog in memory")
         port = recorded["port"] if running else args.port
         env = " ".join(f"{k}={v}" for k, v in {**DEV_CREDENTIALS, "AWS_REGION": REGION}.items())
-        print(f"Use it: LAKE_GLUE_DATABASE=trusted AWS_ENDPOINT_URL_GLUE=http://127.0.0.1:{port} {env} make run")
+        glue = f"PYICEBERG_CATALOG__LAKE__TYPE=glue PYICEBERG_CATALOG__LAKE__GLUE__ENDPOINT=http://127.0.0.1:{port}"
+        print(f"Use it: {glue} PYICEBERG_CATALOG__LAKE__GLUE__REGION={REGION} {env} make run")
     elif args.command == "show":
         print(describe(MotoGlue(args.port).client()))
     else:

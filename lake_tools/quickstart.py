@@ -29,7 +29,7 @@ def main() -> int:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     today = dt.datetime.now(dt.UTC).date().isoformat()
     say = _terminal()
-    summary, failure, read_back = [], None, None
+    summary, failure, read_back, tables = [], None, None, []
     with _output_to(log_path):
         try:
             # Imported inside the redirect: whatever importing Dagster and Spark prints goes to the log.
@@ -37,9 +37,11 @@ def main() -> int:
 
             from lake_assets.definitions import defs, resources_from_env
             from lake_assets.storage import is_s3_root
+            from lake_assets.tables.catalog import describe, pyiceberg_lines
             from lake_tools.duckdb_lake import read_back_command
 
             resources = resources_from_env()
+            tables = [f"Iceberg catalog {describe(resources['lake'])}:", *pyiceberg_lines(resources["lake"], today)]
             if not is_s3_root(resources["lake"].root_of("trusted")):  # `make run-s3` prints its own hint
                 read_back = read_back_command(READ_BACK_SQL)
             say(f"lake_assets: today's partition ({today}) into {resources['lake'].root}; full event log: {log_path}")
@@ -77,6 +79,9 @@ def main() -> int:
         say("\nTMDB: no TMDB_READ_ACCESS_TOKEN or TMDB_API_KEY is set, so raw/tmdb_json read the bundled offline snapshot")
     if read_back:
         say(f"\nRead it back (from the project folder): {read_back}")
+    say(f"\n{tables[0]} read the tables with plain pyiceberg (`.venv/bin/python`):")
+    for line in tables[1:]:
+        say(f"  {line}")
     say("See the runs in the UI: make dev, then http://127.0.0.1:3000")
     return 0
 
@@ -106,10 +111,8 @@ def _row(result, key: str) -> dict:
         "rejected": meta.get("rejected_rows", "-"),
         "path": meta.get("path", ""),
         "source": meta.get("source"),  # raw/tmdb_json's: "api" or "offline-snapshot"
-        # What the run registered in Glue / the Spark catalog (lake_assets/catalog.py), if anything.
-        "catalog": [
-            f"{name.split('/')[1].capitalize()}: {meta[name]}" for name in ("catalog/glue", "catalog/spark") if name in meta
-        ],
+        # What the run registered in the Spark catalog (lake_assets/catalog.py), if anything.
+        "catalog": [f"Spark catalog: {meta['catalog/spark']}"] if "catalog/spark" in meta else [],
     }
 
 

@@ -1,7 +1,9 @@
-"""The catalog resource: where the trusted tables are registered by name after each publish.
+"""The catalog resource: where else the trusted tables are named after each commit.
 
-The logic lives in lake_assets/catalog.py; this is its configuration, built from the environment
-(the README's configuration table).
+The tables themselves are Iceberg tables in catalog `lake` (lake_assets/tables/catalog.py, configured
+by pyiceberg's own `PYICEBERG_CATALOG__LAKE__*` variables or `.pyiceberg.yaml`); with
+`PYICEBERG_CATALOG__LAKE__TYPE=glue` they are Glue Iceberg tables, read natively by Athena. This
+resource adds the Spark catalog of a Spark with no Iceberg runtime (lake_assets/catalog.py).
 """
 
 import logging
@@ -11,52 +13,41 @@ import re
 from dagster import ConfigurableResource
 from pydantic import Field, field_validator
 
-from lake_assets.catalog import GlueCatalog, register_table
+from lake_assets.catalog import register_table
 
-_NAME = re.compile(r"^[a-z0-9_]{1,255}$")  # what Athena and Glue both accept, and Spark keeps as is
+_NAME = re.compile(r"^[a-z0-9_]{1,255}$")  # what Spark, Athena and Glue all accept as is
+# Before the tables were Iceberg tables, this variable named a Glue database of Hive tables.
+_RETIRED = "LAKE_GLUE_DATABASE"
 
 
 class CatalogResource(ConfigurableResource):
-    """Registers the trusted tables and their published partitions in the AWS Glue Data Catalog (when
-    `glue_database` is set) and in the run's Spark catalog (when that catalog is persistent)."""
+    """Names the trusted tables and their committed partitions in the run's Spark catalog, when that
+    catalog is persistent."""
 
-    glue_database: str | None = Field(
-        default=None,
-        description="Glue Data Catalog database for the trusted tables (env LAKE_GLUE_DATABASE, e.g. `trusted`). "
-        "Unset: no Glue registration. The endpoint and credentials come from boto3's standard configuration.",
-    )
-    glue_projection: bool = Field(
-        default=False,
-        description="Athena partition projection on the dt-partitioned tables (env LAKE_GLUE_PROJECTION=1): every day "
-        "from the first partition to NOW, so Athena needs no registered partition. Partitions are still registered for other engines.",
-    )
-    region_name: str | None = Field(
-        default=None, description="Glue's AWS region (env AWS_REGION). Unset: the AWS chain (AWS_DEFAULT_REGION, the profile)."
-    )
     spark_database: str | None = Field(
         default="trusted",
         description="Database of the trusted tables in the Spark catalog (env LAKE_SPARK_DATABASE; empty: off). Used only "
         "when the run's Spark session has a persistent catalog (the Connect server of make dev / make spark-up).",
     )
 
-    @field_validator("glue_database", "spark_database")
+    @field_validator("spark_database")
     @classmethod
     def _a_catalog_name(cls, value: str | None) -> str | None:
         if value is not None and not _NAME.match(value):
             raise ValueError(f"a catalog database name is 1-255 lower-case letters, digits or _, not {value!r}")
         return value
 
-    def register(self, lake, path: str, partitions: list[str] | None, *, log: logging.Logger, spark_session=None) -> dict:
-        """Register the table at `path` and the partitions just published (None: an unpartitioned
-        table). Call it only after the publish: a catalog never names uncommitted data. Returns the
-        metadata to add to the materialisation; raises `CatalogError` (one line) on failure."""
+    def register(
+        self, storage, path: str, table, partitions: list[str] | None, *, log: logging.Logger, spark_session=None
+    ) -> dict:
+        """Name the table at `path` and the partitions just committed (None: an unpartitioned table).
+        Call it only after the commit. Returns the metadata to add to the materialisation; raises
+        `CatalogError` (one line) on failure."""
         return register_table(
-            lake.storage(path.split("/", 1)[0]),
+            storage,
             path,
+            table,
             partitions,
-            layout=lake.dt_layout,
-            glue=GlueCatalog(self.glue_database, self.region_name) if self.glue_database else None,
-            projection=self.glue_projection,
             spark_session=spark_session if self.spark_database else None,
             spark_database=self.spark_database,
             log=log,
@@ -65,9 +56,9 @@ class CatalogResource(ConfigurableResource):
 
 def catalog_resource_from_env() -> CatalogResource:
     env = os.environ.get
-    return CatalogResource(
-        glue_database=env("LAKE_GLUE_DATABASE") or None,
-        glue_projection=env("LAKE_GLUE_PROJECTION", "").strip().lower() in ("1", "true", "yes", "on"),
-        region_name=env("AWS_REGION") or None,
-        spark_database=env("LAKE_SPARK_DATABASE", "trusted") or None,
-    )
+    if env(_RETIRED):
+        raise ValueError(
+            f"{_RETIRED} is retired: the trusted tables are Iceberg tables; set PYICEBERG_CATALOG__LAKE__TYPE=glue "
+            "(and PYICEBERG_CATALOG__LAKE__GLUE__REGION) to keep them in the Glue Data Catalog, where Athena reads them"
+        )
+    return CatalogResource(spark_database=env("LAKE_SPARK_DATABASE", "trusted") or None)

@@ -52,6 +52,7 @@ class LakeResource(ResourceWithS3Configuration):
     )
 
     _client = PrivateAttr(default=None)
+    _catalog = PrivateAttr(default=None)
     _client_lock = PrivateAttr(default_factory=threading.Lock)
 
     @field_validator("root", "raw_root", "trusted_root")
@@ -99,6 +100,16 @@ class LakeResource(ResourceWithS3Configuration):
                     aws_session_token=self.aws_session_token,
                 )
             return self._client
+
+    def iceberg_catalog(self):
+        """The Iceberg catalog of the trusted tables (lake_assets/tables/catalog.py), opened once per
+        resource instance."""
+        from lake_assets.tables.catalog import open_catalog  # pyiceberg is imported only when tables are used
+
+        with self._client_lock:
+            if self._catalog is None:
+                self._catalog = open_catalog(self)
+            return self._catalog
 
     @property
     def layout(self) -> DtLayout:

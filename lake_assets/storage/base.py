@@ -46,6 +46,14 @@ class Storage(ABC):
         """Where a person (or DuckDB) finds this key."""
         return f"{self.root_uri.rstrip('/')}/{key}" if key else self.root_uri
 
+    def key_of(self, uri: str) -> str:
+        """The inverse of `uri`, for a location another tool recorded (a `file:` URI is a local path)."""
+        path = uri.removeprefix("file://") if uri.startswith("file://") else uri
+        root = self.root_uri.rstrip("/") + "/"
+        if not path.startswith(root):
+            raise ValueError(f"{uri} is not below this lake's root {self.root_uri}")
+        return path[len(root) :]
+
     @abstractmethod
     def put_file(self, local_path: Path, key: str) -> None: ...
 

@@ -1,5 +1,6 @@
-"""The publish protocol: replace a whole dataset folder (a table, or one `dt=` partition) so that no
-reader ever sees half of it and no concurrent writer loses a committed file.
+"""The raw zone's publish protocol: replace a whole dataset folder (one `raw/tmdb/dt=` day) so that
+no reader ever sees half of it and no concurrent writer loses a committed file. (The trusted tables
+commit through Iceberg instead: lake_assets/tables/.)
 
 Read the current `_manifest.json` and its tag (the base version); upload the new files under new
 names; commit with a compare-and-swap of the manifest against the base (`Storage.put_bytes_if`: S3
@@ -87,7 +88,7 @@ class Publication:
         files that landed are removed (best effort), and the error is raised."""
         self.started = time.monotonic()
         try:
-            _upload_all(self.storage, self.files)
+            upload_all(self.storage, self.files)
         except Exception as error:
             self._discard_quietly(error)
             raise
@@ -202,7 +203,7 @@ def publish(storage: Storage, prefix: str, files: Mapping[str, Path | StoredFile
     return published
 
 
-def _upload_all(storage: Storage, files: Mapping[str, Path | StoredFile]) -> None:
+def upload_all(storage: Storage, files: Mapping[str, Path | StoredFile]) -> None:
     """Upload (or copy) in parallel; on the first failure, cancel what has not started and raise it
     once the uploads under way have ended."""
 
