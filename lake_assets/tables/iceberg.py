@@ -37,6 +37,8 @@ TABLE_PROPERTIES = {
     # Old metadata files go with each commit; the snapshots they list are kept by retention instead.
     "write.metadata.delete-after-commit.enabled": "true",
     "write.metadata.previous-versions-max": "20",
+    # A daily commit adds a manifest; merging keeps their number, and so each commit's planning, bounded.
+    "commit.manifest-merge.enabled": "true",
 }
 RUN_ID_PROPERTY = "lake.run-id"
 PARTITIONS_PROPERTY = "lake.partitions"
@@ -107,7 +109,10 @@ def replace(
                 with warnings.catch_warnings():  # "did not match any records": a first publish of a day
                     warnings.simplefilter("ignore")
                     tx.delete(replaced, snapshot_properties=properties)
-                tx.add_files(paths, snapshot_properties=properties)
+                if paths:  # none: a rollback that only empties partitions
+                    # Every write has its own folder, so a path is never already in the table: the
+                    # duplicate check (which opens every manifest) would only cost time.
+                    tx.add_files(paths, snapshot_properties=properties, check_duplicate_files=False)
             return table.current_snapshot().snapshot_id
         except (CommitFailedException, ValidationException) as error:
             last = error
@@ -143,7 +148,7 @@ def snapshot_as_of(table: Table, when: dt.datetime) -> int:
     """The id of the snapshot that was current at `when`; a clear error before the first one."""
     snapshot = table.snapshot_as_of_timestamp(int(when.timestamp() * 1000))
     if snapshot is None:
-        raise ValueError(f"{table.name()} had no snapshot at {when.isoformat()}")
+        raise ValueError(f"{'.'.join(table.name())} had no snapshot at {when.isoformat()}")
     return snapshot.snapshot_id
 
 
