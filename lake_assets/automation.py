@@ -103,6 +103,19 @@ class AutomationSettings(BaseModel):
         description="LAKE_FILMES_MAX_AGE_HOURS: trusted/filmes fails its freshness policy when it was not rebuilt "
         "for this long, i.e. when the next filmes.csv delivery is overdue.",
     )
+    maintenance_cron: str = Field(
+        default="30 3 * * *",
+        description="LAKE_MAINTENANCE_CRON: when the trusted tables' snapshots are expired and unreferenced files removed (cron, UTC).",
+    )
+    snapshot_retention_days: float = Field(
+        default=7,
+        gt=0,
+        description="LAKE_SNAPSHOT_RETENTION: days a table snapshot stays readable (time travel, rollback) before "
+        "maintenance expires it; the last LAKE_SNAPSHOTS_KEPT are always kept.",
+    )
+    snapshots_kept: int = Field(
+        default=10, ge=1, description="LAKE_SNAPSHOTS_KEPT: snapshots of each table that maintenance never expires, however old."
+    )
     tick_interval_s: int = Field(
         default=30,
         ge=1,
@@ -110,7 +123,7 @@ class AutomationSettings(BaseModel):
         description="LAKE_TICK_INTERVAL_S: seconds between evaluations of the automation sensor and the alert sensors.",
     )
 
-    @field_validator("collect_cron", "freshness_deadline_cron")
+    @field_validator("collect_cron", "freshness_deadline_cron", "maintenance_cron")
     @classmethod
     def _a_cron(cls, value: str) -> str:
         if not is_valid_cron_string(value):
@@ -127,6 +140,9 @@ class AutomationSettings(BaseModel):
             "missing_severity": "LAKE_FRESHNESS_SEVERITY",
             "filmes_max_age_hours": "LAKE_FILMES_MAX_AGE_HOURS",
             "tick_interval_s": "LAKE_TICK_INTERVAL_S",
+            "maintenance_cron": "LAKE_MAINTENANCE_CRON",
+            "snapshot_retention_days": "LAKE_SNAPSHOT_RETENTION",
+            "snapshots_kept": "LAKE_SNAPSHOTS_KEPT",
         }
         values = {}
         for field, variable in variables.items():

@@ -1,5 +1,6 @@
 """The code location: the four lake assets (the trusted ones carry their contract checks), the raw-arrival
-sensor, the daily schedule, declarative automation, freshness, alerts, and their resources.
+sensor, the daily schedule, declarative automation, freshness, alerts, the tables' maintenance and
+rollback jobs, and their resources.
 
 Resources are built from the environment (see the README's configuration table); secrets go
 through `EnvVar`, so they are read at run time and never stored in the definitions.
@@ -18,6 +19,7 @@ from lake_assets.resources import (
     tmdb_resource_from_env,
 )
 from lake_assets.sensors import raw_arrivals_sensor
+from lake_assets.table_jobs import JOBS, SCHEDULES
 
 # automated(): the automation conditions and freshness policies, kept in lake_assets/automation.py.
 ASSETS = automated([raw.filmes_csv, raw.tmdb_json, trusted.filmes, trusted.tmdb])
@@ -26,19 +28,22 @@ ASSETS = automated([raw.filmes_csv, raw.tmdb_json, trusted.filmes, trusted.tmdb]
 def resources_from_env() -> dict:
     lake = lake_resource_from_env()
     spark = spark_resource_from_env()
+    catalog = catalog_resource_from_env()
     return {
         "lake": lake,
         "spark": spark,
         "tmdb": tmdb_resource_from_env(),
         "raw_io_manager": RawZoneIOManager(lake=lake),
-        "parquet_io_manager": TrustedParquetIOManager(lake=lake, spark=spark, catalog=catalog_resource_from_env()),
+        "parquet_io_manager": TrustedParquetIOManager(lake=lake, spark=spark, catalog=catalog),
+        "catalog": catalog,
         "webhook": alert_webhook_from_env(),
     }
 
 
 defs = Definitions(
     assets=ASSETS,
-    schedules=[daily_tmdb_collection],
+    jobs=JOBS,
+    schedules=[daily_tmdb_collection, *SCHEDULES],
     sensors=[raw_arrivals_sensor, automation_sensor, deadline_sensor, *ALERT_SENSORS],
     resources=resources_from_env(),
     # All steps of a run share one process, so one Spark session: a step process of its own
