@@ -8,7 +8,7 @@ export SPARK_LOCAL_IP ?= 127.0.0.1
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
 .PHONY: install run test test-fast lint bench dev clean run-s3 s3-down spark-up spark-down cluster-up cluster-down seed-history \
-        athena-ddl glue-up glue-down
+        migrate glue-up glue-down
 
 # pyspark is a 456 MB sdist: pip's cache (~/.cache/pip) keeps the built wheel between runs.
 $(STAMP): setup.cfg pyproject.toml
@@ -69,12 +69,11 @@ spark-up: install
 spark-down:
 	@$(BIN)/python -m lake_tools.devserver spark-down
 
-## Athena's CREATE EXTERNAL TABLE statements (with partition projection) for LAKE_ROOT's trusted tables,
-## for those who manage their Glue catalog themselves; LAKE_ROOT must be s3://...
-athena-ddl: install
-	@$(BIN)/python -m lake_assets.catalog ddl
+## Turn a lake published before Iceberg (_manifest.json per folder) into Iceberg tables, in place.
+migrate: install
+	@$(BIN)/python -m lake_assets.tables.migrate
 
-## A local Glue Data Catalog (moto, in memory) on 127.0.0.1:5000 to try LAKE_GLUE_DATABASE; glue-down stops it.
+## A local Glue Data Catalog (moto, in memory) on 127.0.0.1:5000 to try PYICEBERG_CATALOG__LAKE__TYPE=glue.
 glue-up: install
 	@$(BIN)/python -m lake_tools.moto_glue up --port 5000
 glue-down:
