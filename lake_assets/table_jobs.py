@@ -86,7 +86,9 @@ table_maintenance_schedule = ScheduleDefinition(
 class RollbackConfig(Config):
     table: Literal["trusted/tmdb", "trusted/filmes"] = Field(description="The table to roll back.")
     # Text, not a number: snapshot ids are 64-bit and the launchpad's JSON would round them.
-    snapshot_id: str = Field(default="", description="The snapshot to make current again (a materialisation's snapshot_id).")
+    snapshot_id: str = Field(
+        default="", description='The snapshot to make current again (a materialisation\'s snapshot_id), in quotes: "4213…".'
+    )
     as_of: str = Field(default="", description="Or: the snapshot current at this time (ISO 8601, UTC unless it says).")
     dt: str = Field(default="", description="Only this day of trusted/tmdb (YYYY-MM-DD); empty: the whole table.")
 

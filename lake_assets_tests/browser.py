@@ -109,6 +109,14 @@ class Browser:
         if not clicked:
             raise AssertionError(f"no element with the text {text!r} to click")
 
+    def select_all_and_type(self, text: str) -> None:
+        """Replace the focused editor's content (Ctrl+A, then `text` as if typed): the launchpad's
+        CodeMirror takes keyboard input only."""
+        ctrl_a = {"key": "a", "code": "KeyA", "modifiers": 2, "windowsVirtualKeyCode": 65}
+        self._call("Input.dispatchKeyEvent", type="keyDown", **ctrl_a)
+        self._call("Input.dispatchKeyEvent", type="keyUp", **ctrl_a)
+        self._call("Input.insertText", text=text)
+
     def screenshot(self, path: Path) -> None:
         path.write_bytes(base64.b64decode(self._call("Page.captureScreenshot", format="png")["data"]))
 

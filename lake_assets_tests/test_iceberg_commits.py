@@ -201,3 +201,31 @@ def test_a_writer_killed_before_its_commit_changes_nothing_readers_see(tmp_path)
     assert read.table(f"trusted/tmdb/dt={DAYS[0]}/").equals(before)
     (rows,) = open_lake(lake).sql("select count(*) from tmdb").fetchall()[0]
     assert rows == 5
+
+
+# --- a configured catalog -------------------------------------------------------------------------
+
+
+def test_a_configured_postgres_catalog_holds_the_tables_and_no_sqlite_file_appears(
+    tmp_path, spark_resource, postgres, monkeypatch
+):
+    import psycopg
+
+    from lake_tools.sample_filmes import write_filmes_csv
+
+    monkeypatch.setenv("PYICEBERG_CATALOG__LAKE__URI", postgres.uri())
+    lake = LakeResource(root=str(tmp_path / "lake"))
+    csv = write_filmes_csv(tmp_path / "filmes.csv", 40, seed=3)
+    result = materialize(
+        [raw.filmes_csv, trusted.filmes],
+        resources=lake_resources(lake, spark_resource),
+        run_config={"ops": {"raw__filmes_csv": {"config": {"source_path": str(csv)}}}},
+    )
+    assert result.success
+    (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key == trusted.filmes.key]
+    published = event.materialization.metadata["dagster/row_count"].value
+    with psycopg.connect(postgres.uri(driver="postgresql")) as connection:
+        names = connection.execute("select table_namespace, table_name from iceberg_tables").fetchall()
+    assert ("trusted", "filmes") in names
+    assert not (tmp_path / "lake" / "_catalog").exists()
+    assert Lake(lake).table("trusted/filmes/").num_rows == published > 0  # read back through the configured catalog

@@ -310,3 +310,188 @@ def test_a_ui_launch_over_past_raw_days_keeps_the_landed_days_green(dagster_serv
         f"/assets/raw/tmdb_json?view=partitions&partition={PAST_RAW_DAYS[1]}",
         ("wait", PAST_RAW_DAYS[1]),
     )
+
+
+# --- a rollback launched from the job's launchpad -------------------------------------------------
+
+ROLLBACK_DAY = "2024-06-10"  # a day no other end-to-end test lands
+LATEST_MATERIALIZATION = """query M($p: String!) { assetNodes(assetKeys: [{path: ["trusted", "tmdb"]}]) {
+  assetMaterializations(partitions: [$p], limit: 1) { runId metadataEntries { label
+    ... on IntMetadataEntry { intValue } ... on TextMetadataEntry { text } } } } }"""
+RUN_STATUS = """query R($id: ID!) { runOrError(runId: $id) { ... on Run { status jobName runConfigYaml } } }"""
+BACKFILL_RUNS = """query R($id: String!) { runsOrError(filter: {tags: [{key: "dagster/backfill", value: $id}]}) {
+  ... on Runs { results { runId status } } } }"""
+RAW_SENSOR = """query S($selector: SensorSelector!) { sensorOrError(sensorSelector: $selector) {
+  ... on Sensor { id sensorState { status ticks(limit: 1) { status } } } } }"""
+ENDED = ("SUCCESS", "FAILURE", "CANCELED")
+
+
+def _latest_materialization(server, day: str) -> tuple[str, dict]:
+    (latest,) = server.graphql(LATEST_MATERIALIZATION, {"p": day})["assetNodes"][0]["assetMaterializations"]
+    return latest["runId"], {e["label"]: e.get("intValue", e.get("text")) for e in latest["metadataEntries"]}
+
+
+def _materialize_day(server, day: str, title: str) -> tuple[str, dict]:
+    """trusted/tmdb for `day`, as the UI's Materialize... launches it; its run's materialisation."""
+    backfill_id = server.launch_backfill(["trusted", "tmdb"], [day], title)
+    (run,) = server.wait(
+        f"the run of {title!r}",
+        lambda: [r for r in server.graphql(BACKFILL_RUNS, {"id": backfill_id})["runsOrError"]["results"] if r["status"] in ENDED],
+        300,
+        1.0,
+    )
+    assert run["status"] == "SUCCESS", server.log_tail()
+    run_id, metadata = _latest_materialization(server, day)
+    assert run_id == run["runId"]
+    return run_id, metadata
+
+
+def _raw_sensor_state(server) -> dict:
+    from lake_assets.sensors import SENSOR_NAME
+    from lake_assets_tests.dagster_server import LOCATION, REPOSITORY
+
+    selector = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "sensorName": SENSOR_NAME}
+    return {"selector": selector, **server.graphql(RAW_SENSOR, {"selector": selector})["sensorOrError"]}
+
+
+def _pause_raw_sensor(server) -> dict | None:
+    """Stop the raw-arrival sensor if it runs (test_e2e turns it on): it would request trusted/tmdb runs
+    of its own for the day this test lands twice, racing the rollback. Returns what restarts it."""
+    sensor = _raw_sensor_state(server)
+    if sensor["sensorState"]["status"] != "RUNNING":
+        return None
+    stopped = server.graphql(
+        """mutation Stop($id: String!) { stopSensor(id: $id) { __typename
+             ... on StopSensorMutationResult { instigationState { status } } } }""",
+        {"id": sensor["id"]},
+    )["stopSensor"]
+    assert stopped["__typename"] == "StopSensorMutationResult", stopped
+    # A tick that started before the stop lists the lake once more: let it end before anything lands.
+    server.wait(
+        "the raw-arrival sensor's last tick",
+        lambda: all(t["status"] != "STARTED" for t in _raw_sensor_state(server)["sensorState"]["ticks"]),
+        60,
+        0.5,
+    )
+    return sensor["selector"]
+
+
+def _resume_raw_sensor(server, selector: dict) -> None:
+    server.graphql(
+        """mutation Start($selector: SensorSelector!) { startSensor(sensorSelector: $selector) { __typename } }""",
+        {"selector": selector},
+    )
+
+
+def _type_run_config(browser: Browser, run_config: str) -> None:
+    """Replace the launchpad's config with `run_config` as a user does: focus the editor (CodeMirror),
+    select all with Ctrl+A, type the YAML over it (DevTools' Input events, trusted keystrokes)."""
+    browser.evaluate("document.querySelector('.CodeMirror').CodeMirror.focus()")
+    browser.select_all_and_type(run_config)
+    typed = browser.evaluate("document.querySelector('.CodeMirror').CodeMirror.getValue()")
+    assert typed == run_config, typed
+
+
+def test_a_rollback_launched_from_the_ui_makes_the_earlier_day_current(dagster_server):
+    """One day of trusted/tmdb is published twice (the second time from a re-landed raw day with a
+    third of the movies); the job `table_rollback`, launched from its launchpad with the first run's
+    snapshot_id typed into the config editor, makes the first version current again as a new commit.
+    Plain pyiceberg then reads the day's rows equal to the files the first snapshot names, and the
+    asset's latest materialisation of that day (GraphQL, and its page in the UI) says so."""
+    import datetime as dt
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import yaml
+    from pyiceberg.catalog import load_catalog
+    from pyiceberg.expressions import EqualTo
+
+    from lake_assets.io_managers import land_json_lines
+    from lake_assets.partitions import dt_path
+    from lake_assets.tables.catalog import CATALOG_NAME, catalog_properties
+    from lake_tools.seed_history import RAW_TMDB_PATH, records_for_day, seed, snapshot_records
+
+    server, day = dagster_server, ROLLBACK_DAY
+    paused = _pause_raw_sensor(server)
+    try:
+        records = snapshot_records()
+        landed = seed(server.lake, dt.date.fromisoformat(day), 1, records)[day]
+        _, first = _materialize_day(server, day, "e2e rollback: first version")
+        fewer = records_for_day(records, day)[: landed // 3]
+        land_json_lines(server.lake.storage("raw"), f"{RAW_TMDB_PATH}/{dt_path(day, server.lake.dt_layout)}", fewer)
+        _, second = _materialize_day(server, day, "e2e rollback: second version")
+        assert (first["dagster/row_count"], second["dagster/row_count"]) == (landed, len(fewer))
+        first_snapshot = first["snapshot_id"]
+
+        catalog = load_catalog(CATALOG_NAME, **catalog_properties(server.lake))
+        table = catalog.load_table("trusted.tmdb")
+        history_before = [entry.snapshot_id for entry in table.history()]
+        assert table.current_snapshot().snapshot_id == int(second["snapshot_id"])
+
+        # The launchpad, as the job's page links it (its repository is the unnamed one of a Definitions).
+        run_config = (
+            f'ops:\n  rollback_table:\n    config:\n      table: trusted/tmdb\n      snapshot_id: "{first_snapshot}"\n'
+            f'      dt: "{day}"\n'
+        )
+        ARTIFACTS.mkdir(exist_ok=True)
+        with Browser() as browser:
+            browser.open(f"{server.url}/locations/lake_assets/jobs/table_rollback/playground")
+            browser.wait_for_text("Scaffold missing config")
+            _type_run_config(browser, run_config)
+            launch = "[...document.querySelectorAll('button')].some(b => b.innerText.trim() === 'Launch Run' && !b.disabled)"
+            server.wait("Launch Run to be enabled by the typed config", lambda: browser.evaluate(launch), 60, 0.3)
+            browser.screenshot(ARTIFACTS / "ui-rollback-launchpad.png")
+            browser.click_text("Launch Run", selector="button")
+            run_page = server.wait(
+                "the run's page after Launch Run",
+                lambda: re.search(r"/runs/([0-9a-f-]{36})", browser.evaluate("location.href")),
+                60,
+                0.3,
+            )
+        run_id = run_page.group(1)
+        run = server.wait(
+            "the rollback run to end",
+            lambda: (r := server.graphql(RUN_STATUS, {"id": run_id})["runOrError"])["status"] in ENDED and r,
+            300,
+            1.0,
+        )
+
+        assert run["status"] == "SUCCESS", server.log_tail()
+        assert run["jobName"] == "table_rollback"
+        assert yaml.load(run["runConfigYaml"], Loader=yaml.BaseLoader)["ops"]["rollback_table"]["config"] == {
+            "table": "trusted/tmdb",
+            "snapshot_id": first_snapshot,
+            "dt": day,
+        }
+
+        # Read back with plain pyiceberg: the day now holds what the first snapshot's files hold.
+        table = catalog.load_table("trusted.tmdb")
+        now = table.scan(row_filter=EqualTo("dt", day)).to_arrow()
+        tasks = list(table.scan(row_filter=EqualTo("dt", day), snapshot_id=int(first_snapshot)).plan_files())
+        then = pa.concat_tables([pq.read_table(task.file.file_path) for task in tasks])
+        assert now.num_rows == then.num_rows == landed
+        assert now.select(then.column_names).sort_by("tmdb_id").to_pylist() == then.sort_by("tmdb_id").to_pylist()
+        history_after = [entry.snapshot_id for entry in table.history()]
+        assert history_after[: len(history_before)] == history_before and len(history_after) > len(history_before)
+        current = table.current_snapshot().snapshot_id
+        assert current not in history_before  # a new commit, not the old snapshot made current
+
+        rollback_run, latest = _latest_materialization(server, day)
+        assert rollback_run == run_id
+        assert latest["rolled_back_to"] == first_snapshot
+        assert latest["snapshot_id"] == str(current)
+        assert latest["dagster/row_count"] == then.num_rows
+
+        # The asset's page for that day shows the rollback's materialisation.
+        screenshot = _screenshot(
+            server,
+            "ui-rollback.png",
+            f"/assets/trusted/tmdb?view=partitions&partition={day}",
+            ("wait", "rolled_back_to"),
+            ("wait", first_snapshot),
+            ("wait", run_id[:8]),
+        )
+        shutil.copyfile(screenshot, Path(__file__).resolve().parent.parent / "docs" / "ui-rollback.png")
+    finally:
+        if paused:
+            _resume_raw_sensor(server, paused)
