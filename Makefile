@@ -104,7 +104,7 @@ bench: install
 	$(BIN)/python bench/bench_s3_publish.py
 	$(BIN)/python bench/bench_tmdb_collect.py
 	$(BIN)/python bench/bench_backfill_sensor.py
-	$(BIN)/python bench/bench_catalog.py
+	$(BIN)/python bench/bench_iceberg.py
 	$(BIN)/python bench/bench_cluster.py
 
 clean:

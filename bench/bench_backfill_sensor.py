@@ -27,8 +27,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import duckdb
-
 # The seeded history starts in 2024: the daily partitions must too, here and in every `dagster` process
 # this benchmark starts (set before lake_assets is imported, as the tests' conftest does).
 os.environ["TMDB_START_DATE"] = "2024-01-01"
@@ -40,6 +38,7 @@ from lake_assets.resources.lake import LakeResource
 from lake_assets.sensors import MODIFIED_RESOLUTION_S, RESCAN_INTERVAL_S, TICK_INTERVAL_S, evaluate
 from lake_assets.storage.s3 import S3Storage
 from lake_tools.devserver import SparkConnectServer
+from lake_tools.duckdb_lake import rows_per_day
 from lake_tools.processes import free_port
 from lake_tools.seaweedfs import REGION, SeaweedS3
 from lake_tools.seed_history import seed, snapshot_records
@@ -76,16 +75,6 @@ def materialize(lake_root: Path, workdir: Path, remote: str | None, *selection: 
     return elapsed
 
 
-def trusted_rows(lake_root: Path) -> dict[str, int]:
-    pattern = lake_root / "trusted" / "tmdb" / "*" / "*.parquet"
-    return {
-        str(d): n
-        for d, n in duckdb.sql(
-            f"select dt, count(*) from read_parquet('{pattern}', hive_partitioning=true) group by dt"
-        ).fetchall()
-    }
-
-
 def bench_spark(days: int, sample_runs: int, work: Path) -> list[tuple[str, str, str]]:
     lake_root = work / "lake"
     landed = seed(LakeResource(root=str(lake_root)), START, days, snapshot_records())
@@ -95,7 +84,7 @@ def bench_spark(days: int, sample_runs: int, work: Path) -> list[tuple[str, str,
     try:
         warm = spark.warm_up()
         single = materialize(lake_root, work, spark.remote, "--partition-range", f"{keys[0]}...{keys[-1]}")
-        assert trusted_rows(lake_root) == landed, "the range run wrote other row counts than were seeded"
+        assert rows_per_day(LakeResource(root=str(lake_root))) == landed, "the range run wrote other row counts than were seeded"
         per_run = [materialize(lake_root, work, spark.remote, "--partition", key) for key in keys[:sample_runs]]
         connect = [materialize(lake_root, work, spark.remote, "--partition", keys[0]) for _ in range(2)]
     finally:

@@ -26,12 +26,12 @@ from pathlib import Path
 os.environ["TMDB_START_DATE"] = "2024-01-01"  # before lake_assets is imported: the daily partitions start here
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
-import duckdb  # noqa: E402
 import requests  # noqa: E402
 
 from lake_assets.resources.lake import LakeResource  # noqa: E402
 from lake_tools.cluster import StandaloneCluster  # noqa: E402
 from lake_tools.devserver import SparkConnectServer  # noqa: E402
+from lake_tools.duckdb_lake import rows_per_day  # noqa: E402
 from lake_tools.processes import free_port, reap, start_watchdog  # noqa: E402
 from lake_tools.seed_history import seed  # noqa: E402
 
@@ -57,12 +57,6 @@ def materialize(lake_root: Path, workdir: Path, remote: str, first: str, last: s
     # Dagster's format_duration: "950ms", "12.3s", "1m5s"
     step = sum(float(n) * _UNIT_S[unit] for n, unit in re.findall(r"([0-9.]+)(ms|h|m|s)", found.group(1)))
     return wall, step
-
-
-def trusted_rows(lake_root: Path) -> dict[str, int]:
-    pattern = lake_root / "trusted" / "tmdb" / "*" / "*.parquet"
-    rows = duckdb.sql(f"select dt, count(*) from read_parquet('{pattern}', hive_partitioning=true) group by dt").fetchall()
-    return {str(day): count for day, count in rows}
 
 
 def executor_busy_s(ui: str) -> tuple[float, int]:
@@ -104,7 +98,9 @@ def bench(label: str, workers: int | None, work: Path, lake_root: Path, landed: 
             wall, step = materialize(lake_root, work, spark.remote, keys[0], keys[-1])
             busy_after = executor_busy_s(ui)
             busy.append((busy_after[0] - busy_before[0], busy_after[1] - busy_before[1]))
-            assert trusted_rows(lake_root) == landed, f"{label}: the run wrote other row counts than were seeded"
+            assert rows_per_day(LakeResource(root=str(lake_root))) == landed, (
+                f"{label}: the run wrote other row counts than were seeded"
+            )
             walls.append(wall)
             steps.append(step)
             if cluster is not None:

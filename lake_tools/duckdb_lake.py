@@ -113,6 +113,11 @@ def open_lake(
     return connection
 
 
+def rows_per_day(lake: LakeResource | None = None) -> dict[str, int]:
+    """trusted/tmdb's rows per `dt` in its current snapshot: what benchmarks check a run against."""
+    return dict(open_lake(lake).sql("select dt, count(*) from tmdb group by dt").fetchall())
+
+
 def read_back_command(sql: str) -> str:
     """This module's CLI running `sql` as a shell line for the project folder, on this environment's
     local lake: what `make run` prints, for a machine with no `duckdb` command."""
