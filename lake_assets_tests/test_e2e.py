@@ -5,15 +5,16 @@ The lake is read back with DuckDB and the json module, never through Spark or th
 import datetime as dt
 import json
 import time
+from collections import Counter
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from lake_assets.alerts import ALERTED_TAG
 from lake_assets.automation import AUTOMATION_SENSOR, COLLECT_SCHEDULE
 from lake_assets.sensors import SENSOR_NAME
 from lake_assets_tests.dagster_server import LOCATION, REPOSITORY
+from lake_assets_tests.readback import Lake
 from lake_tools.seed_history import seed, snapshot_records
 
 pytestmark = pytest.mark.e2e
@@ -38,12 +39,13 @@ def _raw_movie_ids(lake_root: Path, day: str) -> int:
     return len(ids)
 
 
-def _trusted_rows(lake_root: Path) -> dict[str, int]:
-    pattern = str(lake_root / "trusted" / "tmdb" / "*" / "*.parquet")
-    if not list((lake_root / "trusted" / "tmdb").glob("*/*.parquet")):
+def _trusted_rows(lake) -> dict[str, int]:
+    """trusted/tmdb's rows per day in its current snapshot, read with plain pyiceberg."""
+    catalog = Lake(lake).catalog()
+    if not catalog.table_exists("trusted.tmdb"):
         return {}
-    rows = duckdb.sql(f"select dt, count(*) from read_parquet('{pattern}', hive_partitioning = true) group by dt").fetchall()
-    return {str(day): count for day, count in rows}
+    days = catalog.load_table("trusted.tmdb").scan(selected_fields=("dt",)).to_arrow().column("dt").to_pylist()
+    return dict(Counter(days))
 
 
 def _runs(server, **tags) -> list[dict]:
@@ -153,7 +155,7 @@ def test_a_30_day_backfill_runs_as_one_spark_run_and_writes_exact_rows(dagster_s
     tags = {t["key"]: t["value"] for t in runs[0]["tags"]}
     assert (tags["dagster/asset_partition_range_start"], tags["dagster/asset_partition_range_end"]) == (HISTORY[0], HISTORY[-1])
 
-    rows = _trusted_rows(dagster_server.lake_root)
+    rows = _trusted_rows(dagster_server.lake)
     expected = {day: _raw_movie_ids(dagster_server.lake_root, day) for day in HISTORY}
     assert {day: rows.get(day) for day in HISTORY} == expected
     assert rows.keys() - set(HISTORY) <= _recent_days() | set(ARRIVALS)  # the schedule's day, the sensor's
@@ -164,7 +166,7 @@ def test_a_30_day_backfill_runs_as_one_spark_run_and_writes_exact_rows(dagster_s
 def test_make_dev_users_query_the_backfilled_partitions_by_name_in_spark_sql(dagster_server, backfill, connect_session):
     # The backfill run registered trusted.tmdb and its partitions in the Connect server's catalog.
     spark = connect_session(dagster_server.spark_remote)
-    rows = _trusted_rows(dagster_server.lake_root)
+    rows = _trusted_rows(dagster_server.lake)
     catalog = {str(day): count for day, count in spark.sql("select dt, count(*) from trusted.tmdb group by dt").collect()}
     assert {day: catalog.get(day) for day in HISTORY} == {day: rows[day] for day in HISTORY}
     # A run registers its days after it publishes them, so the every-minute schedule's run for today
@@ -215,7 +217,7 @@ def test_the_sensor_registers_new_raw_files_and_their_trusted_partitions_appear(
     landed = seed(dagster_server.lake, dt.date.fromisoformat(ARRIVALS[0]), len(ARRIVALS), records)
 
     def arrived():
-        rows = _trusted_rows(dagster_server.lake_root)
+        rows = _trusted_rows(dagster_server.lake)
         return all(day in rows for day in ARRIVALS) and rows
 
     rows = dagster_server.wait("the sensor's run to write the new partitions", arrived, SENSOR_TIMEOUT_S)
@@ -236,7 +238,7 @@ def test_the_sensor_registers_new_raw_files_and_their_trusted_partitions_appear(
     # every landed day registered; besides them only the day the schedule collected
     raw_days = _materialized(dagster_server, "raw", "tmdb_json")
     assert raw_days >= set(HISTORY + ARRIVALS) and raw_days - set(HISTORY + ARRIVALS) <= _recent_days()
-    trusted_days = _trusted_rows(dagster_server.lake_root).keys()
+    trusted_days = _trusted_rows(dagster_server.lake).keys()
     assert trusted_days >= set(HISTORY + ARRIVALS) and trusted_days - set(HISTORY + ARRIVALS) <= _recent_days()
 
 
@@ -260,7 +262,7 @@ def test_the_schedule_collects_today_and_trusted_follows_without_a_click(dagster
         return [r for r in runs if r["status"] == "SUCCESS" and _partition_of(r) == day]
 
     (automated,) = dagster_server.wait("trusted/tmdb to follow through automation", followed, SCHEDULE_TIMEOUT_S)
-    rows = _trusted_rows(dagster_server.lake_root)
+    rows = _trusted_rows(dagster_server.lake)
     assert rows[day] == _raw_movie_ids(dagster_server.lake_root, day) > 100  # the snapshot's ~123 movies
 
     # Exactly one run of each, and the trusted partition was published by the automation run only.

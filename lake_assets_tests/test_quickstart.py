@@ -2,17 +2,16 @@
 read line by line, the data read back with DuckDB, and the runs found in the instance `make dev` uses."""
 
 import datetime as dt
-import json
 import os
 import re
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
-import duckdb
-import pyarrow.parquet as pq
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus
+from pyiceberg.catalog import load_catalog
 
 from lake_assets import deadline
 
@@ -27,15 +26,15 @@ def _quickstart(tmp_path: Path, **env) -> subprocess.CompletedProcess:
     )
 
 
+def _catalog(lake: Path):
+    """Plain pyiceberg on the SQLite catalog `make run` creates in the lake (its documented place)."""
+    return load_catalog("lake", uri=f"sqlite:///{lake}/_catalog/lake.db", warehouse=lake.as_uri())
+
+
 def _tmdb_rows_per_day(lake: Path) -> dict[str, int]:
-    """Rows of each committed trusted/tmdb day, from the files its manifest names, read with pyarrow."""
-    counts = {}
-    for folder in sorted((lake / "trusted" / "tmdb").glob("dt=*")):
-        manifest = json.loads((folder / "_manifest.json").read_text())
-        counts[folder.name.removeprefix("dt=")] = sum(
-            pq.read_metadata(folder / file["name"]).num_rows for file in manifest["files"]
-        )
-    return counts
+    """Rows of each trusted/tmdb day in the current snapshot, read with plain pyiceberg."""
+    days = _catalog(lake).load_table("trusted.tmdb").scan(selected_fields=("dt",)).to_arrow().column("dt").to_pylist()
+    return dict(Counter(days))
 
 
 @pytest.mark.e2e
@@ -59,8 +58,7 @@ def test_make_run_reads_like_a_product_and_records_into_the_dev_instance(tmp_pat
     assert str(log) in lines[0]
     assert log.read_text().count("RUN_SUCCESS") == 4  # the full event log is in the file, not on the terminal
 
-    rows = duckdb.sql(f"select count(*) from read_parquet('{tmp_path}/lake/trusted/filmes/*.parquet')").fetchall()[0][0]
-    assert rows == 1998
+    assert _catalog(tmp_path / "lake").load_table("trusted.filmes").scan().to_arrow().num_rows == 1998
     assert "TMDB: no TMDB_READ_ACCESS_TOKEN or TMDB_API_KEY is set, so raw/tmdb_json read the bundled offline snapshot" in lines
 
     # The read-back line, run as printed from the project folder by a shell that has no LAKE_* of its own.
@@ -70,6 +68,16 @@ def test_make_run_reads_like_a_product_and_records_into_the_dev_instance(tmp_pat
     assert done.returncode == 0, done.stderr[-2000:]
     printed = dict(re.findall(r"│\s*(\d{4}-\d{2}-\d{2})\s*│\s*(\d+)\s*│", done.stdout))
     assert printed == {day: str(count) for day, count in _tmdb_rows_per_day(tmp_path / "lake").items()}
+    # The pyiceberg lines it prints, run as printed by a Python with no LAKE_* or PYICEBERG_* of its own.
+    start = next(i for i, line in enumerate(lines) if line.startswith("Iceberg catalog lake (sql: sqlite:///"))
+    code = [line.strip() for line in lines[start + 1 : start + 5]]
+    assert code[0] == "from pyiceberg.catalog import load_catalog"
+    program = "\n".join([*code[:2], f"print({code[2]}.num_rows, {code[3]}.num_rows)"])
+    clean = {k: v for k, v in shell_env.items() if not k.startswith("PYICEBERG_")}
+    done = subprocess.run([sys.executable, "-c", program], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    assert done.stdout.split() == [str(_tmdb_rows_per_day(tmp_path / "lake")[today]), "1998"]
     with DagsterInstance.from_config(str(tmp_path / "home")) as instance:
         runs = instance.get_runs()
         assert len(runs) == 4 and {run.status for run in runs} == {DagsterRunStatus.SUCCESS}

@@ -81,7 +81,7 @@ def main() -> int:
         say(f"\nRead it back (from the project folder): {read_back}")
     say(f"\n{tables[0]} read the tables with plain pyiceberg (`.venv/bin/python`):")
     for line in tables[1:]:
-        say(f"  {line}")
+        say(line)
     say("See the runs in the UI: make dev, then http://127.0.0.1:3000")
     return 0
 
