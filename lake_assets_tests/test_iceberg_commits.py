@@ -4,7 +4,8 @@
   views, while a 10-day backfill republishes every day with other row counts: each read is the
   old version of all ten days or the new one, never a mix and never a sum.
 - Writers of one day race on the SQLite and on the PostgreSQL catalog: every commit lands, in order.
-- A writer SIGKILLed between its data files and its commit changes nothing a reader sees.
+- A writer SIGKILLed between its data files and its commit changes nothing a reader sees, and
+  maintenance later removes its files.
 """
 
 import datetime as dt
@@ -27,7 +28,7 @@ from pyiceberg.expressions import EqualTo
 
 from lake_assets.assets import raw, trusted
 from lake_assets.resources import LakeResource
-from lake_assets.tables import iceberg
+from lake_assets.tables import iceberg, maintenance
 from lake_assets.tables.catalog import CATALOG_NAME, catalog_properties
 from lake_assets_tests.readback import Lake, lake_resources
 from lake_tools.duckdb_lake import open_lake
@@ -166,7 +167,7 @@ import sys, time
 from pyiceberg.catalog.sql import SqlCatalog
 import pyarrow.parquet as pq
 from lake_assets.resources import LakeResource
-from lake_assets.tables import iceberg
+from lake_assets.tables import iceberg, maintenance
 
 def stall(self, *args, **kwargs):
     print("at-commit", flush=True)
@@ -201,6 +202,12 @@ def test_a_writer_killed_before_its_commit_changes_nothing_readers_see(tmp_path)
     assert read.table(f"trusted/tmdb/dt={DAYS[0]}/").equals(before)
     (rows,) = open_lake(lake).sql("select count(*) from tmdb").fetchall()[0]
     assert rows == 5
+    # Maintenance removes the dead writer's file once it is older than the grace period.
+    table = lake.iceberg_catalog().load_table("trusted.tmdb")
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)
+    report = maintenance.expire(table, lake.storage("trusted"), older_than=later - dt.timedelta(days=7), now=later)
+    assert dead in report.deleted and not (root / dead).exists()
+    assert read.current_keys(f"trusted/tmdb/dt={DAYS[0]}/") == keys and all((root / key).exists() for key in keys)
 
 
 # --- a configured catalog -------------------------------------------------------------------------
