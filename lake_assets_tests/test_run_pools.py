@@ -3,8 +3,6 @@ the project's dagster.yaml: the asset's pool makes the second wait for the first
 the partition reads back whole (pyarrow over the files the manifest names)."""
 
 import datetime as dt
-import io
-import json
 import os
 import shutil
 import subprocess
@@ -12,13 +10,11 @@ import sys
 import time
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 from dagster import DagsterEventType, DagsterInstance
 
 from lake_assets.resources.lake import LakeResource
-from lake_assets.storage import LocalStorage
-from lake_assets.storage.publish import MANIFEST
+from lake_assets_tests.readback import Lake
 from lake_tools.processes import stop_process_group
 from lake_tools.seed_history import seed
 
@@ -104,15 +100,14 @@ def test_two_cli_runs_of_one_partition_wait_for_each_other_and_the_partition_is_
         windows = sorted((e["start"][0], e["success"][0]) for e in _step_events(instance).values())
         assert len(windows) == 2 and windows[0][1] <= windows[1][0], windows
 
-    # The partition holds exactly the second commit's files, all there, with every landed movie.
-    lake = LocalStorage(tmp_path / "lake")
-    prefix = f"trusted/tmdb/dt={DAY}"
-    manifest = json.loads(lake.get_bytes(f"{prefix}/{MANIFEST}"))
-    assert manifest["previous"] is not None  # it replaced the first run's version
-    named = {f"{prefix}/{entry['name']}" for entry in manifest["files"]}
-    assert {obj.key for obj in lake.list(f"{prefix}/")} == named | {f"{prefix}/{MANIFEST}"}
-    tables = {key: pq.read_table(io.BytesIO(lake.get_bytes(key))) for key in named}
-    rows = [t for key, t in tables.items() if "/_rejected/" not in key]
-    rejected = sum(t.num_rows for key, t in tables.items() if "/_rejected/" in key)
-    ids = [movie_id for table in rows for movie_id in table.column("tmdb_id").to_pylist()]
+    # The day holds exactly the second commit's files, with every landed movie, read with pyiceberg.
+    lake = LakeResource(root=str(tmp_path / "lake"))
+    read = Lake(lake)
+    table = read.catalog().load_table("trusted.tmdb")
+    commits = [s.summary.get("lake.run-id") for s in table.snapshots() if s.summary.operation.value == "append"]
+    assert len(commits) == 2 and commits[-1] == table.current_snapshot().summary["lake.run-id"]  # the second replaced the first
+    keys = read.current_keys(f"trusted/tmdb/dt={DAY}/")
+    assert len({key.rsplit("/", 1)[0] for key in keys}) == 1  # one write's folder
+    ids = read.table(f"trusted/tmdb/dt={DAY}/").column("tmdb_id").to_pylist()
+    rejected = read.table(f"trusted/tmdb/dt={DAY}/", rejected=True).num_rows
     assert len(ids) == len(set(ids)) and len(ids) + rejected == landed
