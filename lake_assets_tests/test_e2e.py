@@ -140,8 +140,9 @@ def test_automation_freshness_and_schedule_are_visible_in_the_ui(dagster_server)
                                  sensors { name sensorState { status } } } } }""",
         {"selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY}},
     )["repositoryOrError"]
-    assert [(s["name"], s["cronSchedule"], s["scheduleState"]["status"]) for s in data["schedules"]] == [
-        (COLLECT_SCHEDULE, "* * * * *", "RUNNING")
+    assert sorted((s["name"], s["cronSchedule"], s["scheduleState"]["status"]) for s in data["schedules"]) == [
+        (COLLECT_SCHEDULE, "* * * * *", "RUNNING"),
+        ("table_maintenance_schedule", "30 3 * * *", "RUNNING"),
     ]
     sensors = {s["name"]: s["sensorState"]["status"] for s in data["sensors"]}
     assert sensors[AUTOMATION_SENSOR] == "RUNNING"
