@@ -7,7 +7,7 @@ export SPARK_LOCAL_IP ?= 127.0.0.1
 # `make run`, `make dev` and the CLI share one Dagster instance, so the UI shows what `make run` built.
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install run test test-fast lint bench dev clean run-s3 s3-down spark-up spark-down cluster-up cluster-down seed-history \
+.PHONY: install run test test-unit test-fast lint bench dev clean run-s3 s3-down spark-up spark-down cluster-up cluster-down seed-history \
         migrate glue-up glue-down
 
 # pyspark is a 456 MB sdist: pip's cache (~/.cache/pip) keeps the built wheel between runs.
@@ -30,6 +30,10 @@ run: install
 test: install
 	@PYTHON=$(PYTHON) lake_tools/bootstrap.sh test
 	$(BIN)/python -m pytest
+
+## The tests that start no JVM and no server (conftest.py marks them `unit`): the inner loop.
+test-unit: install
+	$(BIN)/python -m pytest -m unit -q
 
 ## Everything but the slow end-to-end tests (daemon, webserver, browser, cluster).
 test-fast: install

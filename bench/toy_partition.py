@@ -1,13 +1,14 @@
 """The least a daily-partition run can do, as a Dagster asset: read one day's raw JSON Lines through the
 Spark Connect server (with the same explicit schema as the project), write Parquet, count the rows.
-bench/bench_tmdb_runs.py times it beside trusted/tmdb.
+bench/bench_tmdb_runs.py times it beside trusted/tmdb on Dagster's default executor (a process per
+step); bench/bench_iceberg.py sets TOY_EXECUTOR=in_process, the executor lake_assets.definitions uses.
 
     SPARK_REMOTE=sc://... LAKE_ROOT=... dagster asset materialize -f bench/toy_partition.py --select toy --partition D
 """
 
 import os
 
-from dagster import AssetExecutionContext, DailyPartitionsDefinition, Definitions, asset
+from dagster import AssetExecutionContext, DailyPartitionsDefinition, Definitions, asset, in_process_executor
 from pyspark.sql import SparkSession
 
 from lake_assets.transforms.tmdb import DETAILS_SCHEMA
@@ -24,4 +25,4 @@ def toy(context: AssetExecutionContext) -> None:
     context.add_output_metadata({"rows": spark.read.parquet(out).count()})
 
 
-defs = Definitions(assets=[toy])
+defs = Definitions(assets=[toy], executor=in_process_executor if os.environ.get("TOY_EXECUTOR") == "in_process" else None)

@@ -151,3 +151,28 @@ def postgres(tmp_path_factory):
     server = Postgres(tmp_path_factory.mktemp("pg")).start()
     yield server
     server.stop()
+
+
+# Fixtures that start a JVM or a server (Spark, SeaweedFS, moto, PostgreSQL, dagster dev). A test that
+# uses none of them is marked `unit`: `make test-unit` runs those alone, in seconds.
+_SERVICE_FIXTURES = {
+    "spark_resource",
+    "spark",
+    "s3_server",
+    "killable_s3",
+    "moto_glue",
+    "postgres",
+    "dagster_server",
+    "connect_session",
+}
+# Fixtures parametrised over a local and an S3 lake: only their S3 case needs the S3 server.
+_S3_PARAMETRISED = ("lake", "storage_backend")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        needs_s3 = any(params.get(name) == "s3" for name in _S3_PARAMETRISED)
+        marked = item.get_closest_marker("e2e") or item.get_closest_marker("services")  # starts one itself
+        if not (_SERVICE_FIXTURES & set(item.fixturenames)) and not needs_s3 and not marked:
+            item.add_marker(pytest.mark.unit)

@@ -122,7 +122,7 @@ def _race(root: str, writer: str, rows: int, barrier, environment: dict) -> str:
         return f"conflict: {error}"
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.services)])
 def test_writers_racing_on_one_day_all_commit_in_order(tmp_path, request, backend):
     environment = {}
     if backend == "postgres":

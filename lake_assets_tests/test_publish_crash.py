@@ -226,6 +226,7 @@ def test_writer_dying_mid_publish_leaves_the_previous_version_and_old_leftovers_
     assert sorted(obj.key for obj in storage.list("")) == sorted(published.keys + [f"{PREFIX}/{MANIFEST}"])
 
 
+@pytest.mark.services
 def test_the_server_never_outlives_a_test_process_that_is_killed(tmp_path):
     # The kill test's server must not outlive a pytest that dies without its teardown.
     owner = subprocess.run(

@@ -26,7 +26,6 @@ import duckdb
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 
 from lake_assets.catalog import trusted_tables
 from lake_assets.resources.lake import LakeResource, lake_resource_from_env
@@ -70,10 +69,9 @@ def committed_dataset(
     if not files:
         return None
     filesystem, base = _filesystem(lake, lake.root_of("trusted"))
-    # One schema for every write (each write's files share one): a column an older one lacks reads as null.
-    first_of_write = {f.key.rsplit("/", 1)[0]: f.key for data in files.values() for f in data}
-    schemas = [pq.read_schema(f"{base}/{key}", filesystem=filesystem) for key in first_of_write.values()]
-    schema = pa.unify_schemas(schemas, promote_options="permissive")
+    # The snapshot's schema, from the table's metadata rather than a footer per write: files are read
+    # by name, and a column an older file lacks reads as null.
+    schema = pa.schema([f.remove_metadata() for f in table.scan(snapshot_id=snapshot_id).projection().as_arrow()])
     paths, partitions = [], []
     for partition, data in sorted(files.items(), key=lambda item: item[0] or ""):
         for file in data:

@@ -11,6 +11,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -214,3 +215,24 @@ def timed_run(args: list[str], env: dict | None = None, cwd: Path | None = None)
             output.seek(0)
             raise RuntimeError(f"{' '.join(args)} failed:\n{output.read()[-5000:]}")
     return elapsed, peak
+
+
+@contextmanager
+def output_to(path: Path):
+    """Send this process's stdout and stderr, and those of the JVM or children it starts, to `path`
+    (at the file-descriptor level, where they write): a command's terminal keeps only its own lines."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with Path(path).open("ab") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])

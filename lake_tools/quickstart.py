@@ -14,10 +14,10 @@ import re
 import sys
 import time
 import traceback
-from contextlib import contextmanager
 from pathlib import Path
 
 from lake_tools.devserver import PROJECT_DIR, prepare_dagster_home
+from lake_tools.processes import output_to
 
 READ_BACK_SQL = "select dt, count(*) as movies from tmdb group by dt order by dt"
 
@@ -30,7 +30,7 @@ def main() -> int:
     today = dt.datetime.now(dt.UTC).date().isoformat()
     say = _terminal()
     summary, failure, read_back, tables = [], None, None, []
-    with _output_to(log_path):
+    with output_to(log_path):
         try:
             # Imported inside the redirect: whatever importing Dagster and Spark prints goes to the log.
             from dagster import DagsterInstance
@@ -165,26 +165,6 @@ def _terminal():
         terminal.write(line + "\n")
 
     return say
-
-
-@contextmanager
-def _output_to(path: Path):
-    """Send this process's stdout and stderr, and those of the JVM it starts, to `path`."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with path.open("ab") as log:
-        os.dup2(log.fileno(), 1)
-        os.dup2(log.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
 
 
 if __name__ == "__main__":
