@@ -208,11 +208,12 @@ def register_in_spark(
         except Exception as error:  # Spark's errors carry a JVM stack: keep the first line
             raise CatalogError(f"Spark catalog: `{statement[:120]}` failed: {_first_line(error)}") from None
 
-    run(f"CREATE DATABASE IF NOT EXISTS {_quoted(spec.database)}")
     try:
         current = _spark_current(session, spec)
     except Exception as error:
         raise CatalogError(f"Spark catalog: reading {spec.database}.{spec.name} failed: {_first_line(error)}") from None
+    if current is None:  # a metastore round trip saved on every later run
+        run(f"CREATE DATABASE IF NOT EXISTS {_quoted(spec.database)}")
     statements, created = spark_table_statements(spec, current)
     if created and spec.partitioned:
         partitions = list(every_partition())
