@@ -56,6 +56,7 @@ from dagster._utils.schedules import is_valid_cron_string
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from lake_assets import deadline
+from lake_assets.env import flag
 from lake_assets.partitions import daily_partitions
 
 RAW_TMDB = AssetKey(["raw", "tmdb_json"])
@@ -69,7 +70,6 @@ FRESHNESS_CHECK = "published_by_deadline"
 DEADLINE_SENSOR = "deadline_sensor"
 TIMEZONE = deadline.TIMEZONE
 
-_OFF = ("0", "false", "no", "off")
 
 
 class AutomationSettings(BaseModel):
@@ -148,7 +148,7 @@ class AutomationSettings(BaseModel):
         for field, variable in variables.items():
             value = (environ.get(variable) or "").strip()
             if value:
-                values[field] = value.lower() not in _OFF if cls.model_fields[field].annotation is bool else value
+                values[field] = flag(variable, environ=environ) if cls.model_fields[field].annotation is bool else value
         try:
             return cls(**values)
         except ValidationError as error:

@@ -14,6 +14,7 @@ from dagster import EnvVar
 from dagster_aws.s3.resources import ResourceWithS3Configuration
 from pydantic import Field, PrivateAttr, field_validator
 
+from lake_assets.env import flag
 from lake_assets.partitions import DtLayout
 from lake_assets.storage import Storage, is_s3_root, open_storage
 
@@ -116,10 +117,6 @@ class LakeResource(ResourceWithS3Configuration):
         return DtLayout(self.dt_layout)
 
 
-def _flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def lake_resource_from_env() -> LakeResource:
     """The lake as the environment describes it (the README's configuration table). AWS credentials
     are `EnvVar`s, resolved at run time and never stored; each is passed only when its variable is
@@ -144,7 +141,7 @@ def lake_resource_from_env() -> LakeResource:
         profile_name=env("AWS_PROFILE") or None,
         max_attempts=int(env("AWS_MAX_ATTEMPTS") or 5),
         retry_mode=env("AWS_RETRY_MODE") or "standard",
-        s3_path_style=_flag("LAKE_S3_PATH_STYLE"),
-        spark_s3a=_flag("LAKE_SPARK_S3A"),
+        s3_path_style=flag("LAKE_S3_PATH_STYLE"),
+        spark_s3a=flag("LAKE_SPARK_S3A"),
         **credentials,
     )
