@@ -71,7 +71,6 @@ DEADLINE_SENSOR = "deadline_sensor"
 TIMEZONE = deadline.TIMEZONE
 
 
-
 class AutomationSettings(BaseModel):
     """How the lake runs by itself; each field is one environment variable (README, "Running it every day")."""
 

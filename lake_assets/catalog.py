@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 from dagster import Failure
 
+from lake_assets.errors import first_line, one_line
 from lake_assets.storage import Storage
 from lake_assets.tables import iceberg
 
@@ -206,12 +207,12 @@ def register_in_spark(
         try:
             return session.sql(statement)
         except Exception as error:  # Spark's errors carry a JVM stack: keep the first line
-            raise CatalogError(f"Spark catalog: `{statement[:120]}` failed: {_first_line(error)}") from None
+            raise CatalogError(f"Spark catalog: `{statement[:120]}` failed: {first_line(error)}") from None
 
     try:
         current = _spark_current(session, spec)
     except Exception as error:
-        raise CatalogError(f"Spark catalog: reading {spec.database}.{spec.name} failed: {_first_line(error)}") from None
+        raise CatalogError(f"Spark catalog: reading {spec.database}.{spec.name} failed: {first_line(error)}") from None
     if current is None:  # a metastore round trip saved on every later run
         run(f"CREATE DATABASE IF NOT EXISTS {_quoted(spec.database)}")
     statements, created = spark_table_statements(spec, current)
@@ -222,11 +223,6 @@ def register_in_spark(
         run(statement)
     state = "created" if current is None else ("re-created" if created else ("updated" if statements else "unchanged"))
     return f"{spec.database}.{spec.name} {state}" + (f", {len(partitions)} partition(s) registered" if spec.partitioned else "")
-
-
-def _first_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
 
 
 # --- one table after a commit ---------------------------------------------------------------------
@@ -346,19 +342,8 @@ def main(argv: list[str] | None = None) -> int:
             session.stop()  # an unstopped Connect session keeps Python from exiting
         return 0
     except (Failure, ValueError) as error:  # CatalogError, SparkUnavailable, a refused setting
-        print(f"lake_assets.catalog: {_one_line(error)}", file=sys.stderr)
+        print(f"lake_assets.catalog: {one_line(error)}", file=sys.stderr)
         return 1
-
-
-def _one_line(error: Exception) -> str:
-    import pydantic
-
-    if isinstance(error, Failure):
-        return error.description
-    if isinstance(error, pydantic.ValidationError):
-        first = error.errors()[0]
-        return f"{error.title}.{'.'.join(map(str, first['loc']))}: {first['msg'].removeprefix('Value error, ')}"
-    return _first_line(error)
 
 
 if __name__ == "__main__":

@@ -65,7 +65,9 @@ def main() -> int:
                 say(f"  {key:<16} {_rows_text(row):<26} {seconds:5.1f} s{checked}")
         except Exception as error:  # a setting the environment got wrong: one line here, the traceback in the log
             traceback.print_exc()
-            failure = _one_line(error)
+            from lake_assets.errors import one_line
+
+            failure = one_line(error)
     if failure:
         say(f"\n{failure}\nThe full event log: {log_path}")
         return 1
@@ -144,17 +146,6 @@ def _cause(result) -> str:
             # Without the exception's qualified class name: the message is the cause.
             return re.sub(r"^[\w.]+: ", "", lines[0]) if lines else error.cls_name
     return "the run failed before any step started (see the log)"
-
-
-def _one_line(error: Exception) -> str:
-    import pydantic
-
-    if isinstance(error, pydantic.ValidationError):  # a resource refused a setting
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        return f"{error.title}.{where}: {first['msg'].removeprefix('Value error, ')}"
-    lines = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {lines[0] if lines else ''}"
 
 
 def _terminal():

@@ -44,6 +44,7 @@ from pyiceberg.manifest import DataFile
 from pyiceberg.table import Table, TableProperties
 from pyiceberg.table.metadata import TableMetadata
 
+from lake_assets.errors import first_line
 from lake_assets.partitions import dt_folders
 from lake_assets.staging import parquet_footer
 from lake_assets.storage import Storage, is_hidden
@@ -122,7 +123,7 @@ def migrate(lake, log: logging.Logger | None = None, tables: Mapping[str, str | 
         try:
             result = _migrate_table(lake, storage, path, partition_column)
         except Exception as error:
-            reason = _first_line(error) if isinstance(error, MigrationError) else f"{type(error).__name__}: {_first_line(error)}"
+            reason = first_line(error) if isinstance(error, MigrationError) else f"{type(error).__name__}: {first_line(error)}"
             raise MigrationError(
                 f"migrating {path} to {table_identifier(path)}: {reason}; nothing of this table was committed", done
             ) from error
@@ -166,7 +167,7 @@ def _migrate_table(lake, storage: Storage, path: str, partition_column: str | No
         days = sorted(d for d in wanted if d is not None)
         rows = sum(f.record_count for f in data_files)
         return TableMigration(path, identifier, days, len(data_files), rows, snapshot, already)
-    raise MigrationError(f"other writers committed first {iceberg.COMMIT_ATTEMPTS} times in a row ({_first_line(last)})")
+    raise MigrationError(f"other writers committed first {iceberg.COMMIT_ATTEMPTS} times in a row ({first_line(last)})")
 
 
 def _published(storage: Storage, path: str, partition_column: str | None, layout) -> dict[str | None, list[StoredFile]]:
@@ -191,7 +192,7 @@ def _schema(storage: Storage, path: str, files: Sequence[StoredFile], partition_
     try:
         schema = pa.unify_schemas(schemas)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
-        raise MigrationError(f"the files of {path} disagree on a column's type: {_first_line(error)}") from None
+        raise MigrationError(f"the files of {path} disagree on a column's type: {first_line(error)}") from None
     # Spark's row metadata describes one file, not the table; a field's own metadata (a doc) stays.
     schema = schema.remove_metadata()
     if partition_column and partition_column not in schema.names:
@@ -268,11 +269,6 @@ def _nothing(path: str, note: str, already: Sequence[str] = ()) -> TableMigratio
     return TableMigration(path, table_identifier(path), [], 0, 0, None, list(already), note)
 
 
-def _first_line(error: BaseException | None) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
-
-
 def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) -> int:
     import argparse
 
@@ -287,7 +283,7 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
     except Exception as error:
         for done in getattr(error, "done", ()):  # the tables migrated before the failure stay so: say which
             out(done.summary())
-        print(f"migrate: {type(error).__name__}: {_first_line(error)}", file=sys.stderr)
+        print(f"migrate: {type(error).__name__}: {first_line(error)}", file=sys.stderr)
         return 1
     for line in report.lines():
         out(line)
