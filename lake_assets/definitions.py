@@ -8,11 +8,12 @@ through `EnvVar`, so they are read at run time and never stored in the definitio
 
 from dagster import Definitions, in_process_executor
 
-from lake_assets.alerts import ALERT_SENSORS, alert_webhook_from_env
+from lake_assets.alerts import ALERT_SENSORS
 from lake_assets.assets import raw, trusted
 from lake_assets.automation import automated, automation_sensor, daily_tmdb_collection, deadline_sensor
 from lake_assets.io_managers import RawZoneIOManager, TrustedParquetIOManager
 from lake_assets.resources import (
+    alert_webhook_from_env,
     catalog_resource_from_env,
     lake_resource_from_env,
     spark_resource_from_env,

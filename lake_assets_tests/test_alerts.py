@@ -22,8 +22,6 @@ from dagster._core.test_utils import freeze_time
 
 from lake_assets.alerts import (
     ALERTED_TAG,
-    AlertDeliveryError,
-    AlertWebhook,
     check_failure_alerts,
     freshness_alerts,
     run_failure_alerts,
@@ -33,6 +31,7 @@ from lake_assets.automation import TRUSTED_FILMES
 from lake_assets.io_managers import RawZoneIOManager
 from lake_assets.resources.lake import LakeResource
 from lake_assets.resources.tmdb import TMDBResource
+from lake_assets.resources.webhook import AlertDeliveryError, AlertWebhook
 from lake_assets_tests.test_automation import DAY, _at, _deadline_tick, _publish
 from lake_tools.fake_webhook import FakeWebhook
 
@@ -269,7 +268,7 @@ def test_webhook_errors_are_retried_and_never_name_the_url(hook):
 
 def test_alerts_are_off_without_a_webhook(instance, tmp_path, monkeypatch):
     monkeypatch.delenv("LAKE_ALERT_WEBHOOK_URL", raising=False)
-    from lake_assets.alerts import alert_webhook_from_env
+    from lake_assets.resources import alert_webhook_from_env
 
     webhook = alert_webhook_from_env()
     assert not webhook.enabled
