@@ -416,10 +416,25 @@ class TrustedParquetIOManager(ConfigurableIOManager):
             if any(isinstance(r, ComparedToPrevious) for r in contract.rules):
                 observed.previous_rows = self._previous_rows(table, storage, days, observed.rows)
             schema = schema_result(contract, layout, columns)
-            outcomes = [self._judge(storage, path, key, contract, layout, observed, schema, current) for key in keys]
+            outcomes = [
+                _outcome(
+                    key, storage.uri(self._folder(path, key)), judge(contract, layout, key, observed, schema), observed, current
+                )
+                for key in keys
+            ]
             published = [o for o in outcomes if o.published]
             if published:
-                snapshot = self._commit(context, storage, catalog, path, contract, layout, published, data, quarantined, describe)
+                snapshot = self._commit(
+                    context,
+                    published,
+                    storage=storage,
+                    catalog=catalog,
+                    path=path,
+                    contract=contract,
+                    layout=layout,
+                    files={"data": data, "rejected": quarantined},
+                    describe=describe,
+                )
                 table = iceberg.load(catalog, path)
                 for outcome in published:
                     outcome.extra.update(snapshot)
@@ -441,33 +456,22 @@ class TrustedParquetIOManager(ConfigurableIOManager):
                 outcome.extra.update(registered)
         return PublishReport(outcomes, columns, log_uri, contract.column_docs(layout))
 
-    def _judge(self, storage, path, key, contract, layout, observed, schema, current) -> PartitionOutcome:
-        results = judge(contract, layout, key, observed, schema)
-        folder = f"{path}/{dt_path(key, self.lake.dt_layout)}" if key else path
-        return PartitionOutcome(
-            partition=key,
-            published=not any(r.blocks_publish for r in results),
-            uri=storage.uri(folder),
-            rows=observed.rows.get(key, 0),
-            rejected=observed.rejected.get(key, 0),
-            files=0,
-            bytes=0,
-            results=results,
-            extra={},
-            rejected_by_reason=observed.rejected_by_reason.get(key, {}),
-            had_previous_version=key in current,
-        )
+    def _folder(self, path: str, key: Partition) -> str:
+        """A table's folder, or its partition's (`dt=...`) below it."""
+        return f"{path}/{dt_path(key, self.lake.dt_layout)}" if key else path
 
-    def _commit(self, context, storage, catalog, path, contract, layout, published, data, quarantined, describe) -> dict:
-        """Copy the published partitions' files to their final keys, each in a folder of this write,
-        then commit them all at once. Returns the snapshot's metadata; on a lost race the copies are
-        removed and the run fails with one line (the current version is untouched)."""
+    def _commit(self, context, published, *, storage, catalog, path, contract, layout, files, describe) -> dict:
+        """Copy the published partitions' files (`files`: staged "data" and "rejected" rows by
+        partition) to their final keys, each in a folder of this write, then commit them all at once.
+        Returns the snapshot's metadata; on a lost race the copies are removed and the run fails with
+        one line (the current version is untouched)."""
+        data, quarantined = files["data"], files["rejected"]
         write_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
         placed: dict[str, StagedFile] = {}
         table_keys: list[str] = []
         for outcome in published:
             key = outcome.partition
-            folder = f"{path}/{dt_path(key, self.lake.dt_layout)}/{write_id}" if key else f"{path}/{write_id}"
+            folder = f"{self._folder(path, key)}/{write_id}"
             files = data.get(key, {})
             for name, source in files.items():
                 placed[f"{folder}/{name}"] = source
@@ -519,6 +523,23 @@ class TrustedParquetIOManager(ConfigurableIOManager):
         key = f"{QUALITY_LOG}/{contract.table.split('/')[-1]}-{now:%Y%m%dT%H%M%S}-{run_id[:8]}.parquet"
         storage.put_bytes(sink.getvalue().to_pybytes(), key)
         return storage.uri(key)
+
+
+def _outcome(key: Partition, uri: str, results: list[RuleResult], observed: Observed, current: Mapping) -> PartitionOutcome:
+    """A partition's contract results as an outcome: published unless a `fail` rule blocks it."""
+    return PartitionOutcome(
+        partition=key,
+        published=not any(r.blocks_publish for r in results),
+        uri=uri,
+        rows=observed.rows.get(key, 0),
+        rejected=observed.rejected.get(key, 0),
+        files=0,
+        bytes=0,
+        results=results,
+        extra={},
+        rejected_by_reason=observed.rejected_by_reason.get(key, {}),
+        had_previous_version=key in current,
+    )
 
 
 # The staging copy of the partition column that Spark turns into folder names.
