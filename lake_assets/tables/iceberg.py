@@ -97,9 +97,10 @@ def replace(
     paths = [storage.uri(key) for key in keys]
     replaced: BooleanExpression = In(partition_column, list(partitions)) if partition_column else AlwaysTrue()
     properties = {RUN_ID_PROPERTY: run_id, PARTITIONS_PROPERTY: ",".join(p for p in partitions if p)}
-    ensure_table(catalog, storage, path, schema, partition_column)
+    table = ensure_table(catalog, storage, path, schema, partition_column)
     for attempt in range(1, COMMIT_ATTEMPTS + 1):
-        table = catalog.load_table(identifier)
+        if attempt > 1:  # the winner's metadata, to commit on top of
+            table = catalog.load_table(identifier)
         try:
             with table.transaction() as tx:
                 with tx.update_schema() as update:
