@@ -1,7 +1,7 @@
 """A storage that passes every call to another one: tests subclass it to inject failures, pauses
 and interleavings at exact points of the publish protocol."""
 
-from lake_assets.storage.base import Storage
+from lake_assets.lib.storage.base import Storage
 
 
 class DelegatingStorage(Storage):

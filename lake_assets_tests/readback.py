@@ -8,9 +8,10 @@ import pyarrow.parquet as pq
 from pyiceberg.catalog import load_catalog
 from pyiceberg.expressions import AlwaysTrue, EqualTo
 
-from lake_assets.io_managers import RawZoneIOManager, TrustedParquetIOManager
-from lake_assets.resources import LakeResource, TMDBResource
-from lake_assets.tables.catalog import CATALOG_NAME, catalog_properties
+from lake_assets.defs.io_managers.raw import RawZoneIOManager
+from lake_assets.defs.io_managers.trusted import TrustedParquetIOManager
+from lake_assets.defs.resources import LakeResource, TMDBResource
+from lake_assets.lib.tables.catalog import CATALOG_NAME, catalog_properties
 
 
 def lake_resources(lake: LakeResource, spark_resource) -> dict:

@@ -15,23 +15,22 @@ from dagster import (
     asset,
     asset_check,
     build_sensor_context,
-    instance_for_test,
     materialize,
 )
 from dagster._core.test_utils import freeze_time
 
-from lake_assets.alerts import (
+from lake_assets.defs.alerts import (
     ALERTED_TAG,
     check_failure_alerts,
     freshness_alerts,
     run_failure_alerts,
 )
-from lake_assets.assets import raw
-from lake_assets.automation import TRUSTED_FILMES
-from lake_assets.io_managers import RawZoneIOManager
-from lake_assets.resources.lake import LakeResource
-from lake_assets.resources.tmdb import TMDBResource
-from lake_assets.resources.webhook import AlertDeliveryError, AlertWebhook
+from lake_assets.defs.assets import raw
+from lake_assets.defs.automation import TRUSTED_FILMES
+from lake_assets.defs.io_managers.raw import RawZoneIOManager
+from lake_assets.defs.resources.lake import LakeResource
+from lake_assets.defs.resources.tmdb import TMDBResource
+from lake_assets.defs.resources.webhook import AlertDeliveryError, AlertWebhook
 from lake_assets_tests.test_automation import DAY, _at, _deadline_tick, _publish
 from lake_tools.fake_webhook import FakeWebhook
 
@@ -43,12 +42,6 @@ SECRET = "tmdb-key-that-must-never-leave-0123"
 def hook():
     with FakeWebhook() as hook:
         yield hook
-
-
-@pytest.fixture
-def instance():
-    with instance_for_test() as instance:
-        yield instance
 
 
 class Sensor:
@@ -220,7 +213,7 @@ def test_a_freshness_policy_turning_fail_posts_one_message(hook, instance):
         return None
 
     target = InProcessTestWorkspaceLoadTarget(
-        InProcessCodeLocationOrigin(LoadableTargetOrigin(module_name="lake_assets.definitions", attribute="defs"))
+        InProcessCodeLocationOrigin(LoadableTargetOrigin(module_name="lake_assets.defs.definitions", attribute="defs"))
     )
     start = dt.datetime(2024, 3, 1, 12, tzinfo=dt.UTC)
     with WorkspaceProcessContext(instance, target) as workspace:
@@ -268,7 +261,7 @@ def test_webhook_errors_are_retried_and_never_name_the_url(hook):
 
 def test_alerts_are_off_without_a_webhook(instance, tmp_path, monkeypatch):
     monkeypatch.delenv("LAKE_ALERT_WEBHOOK_URL", raising=False)
-    from lake_assets.resources import alert_webhook_from_env
+    from lake_assets.defs.resources import alert_webhook_from_env
 
     webhook = alert_webhook_from_env()
     assert not webhook.enabled

@@ -10,11 +10,11 @@ import pyarrow as pa
 import pytest
 from dagster import materialize
 
-from lake_assets import deadline
-from lake_assets.assets import raw, trusted
-from lake_assets.automation import SETTINGS
-from lake_assets.contracts import FILMES
-from lake_assets.resources.lake import LakeResource
+from lake_assets.defs import deadline
+from lake_assets.defs.assets import raw, trusted
+from lake_assets.defs.automation import SETTINGS
+from lake_assets.defs.resources.lake import LakeResource
+from lake_assets.lib.contracts import FILMES
 from lake_assets_tests.readback import Lake, lake_resources
 from lake_tools.sample_filmes import write_filmes_csv
 
@@ -203,8 +203,8 @@ def test_a_launch_over_past_raw_days_registers_the_landed_ones_and_fails_only_th
     (each with its own row count), nothing is collected or rewritten, and only a day with no files fails."""
     from dagster import DagsterInstance
 
-    from lake_assets.io_managers import RawZoneIOManager
-    from lake_assets.resources.tmdb import TMDBResource
+    from lake_assets.defs.io_managers.raw import RawZoneIOManager
+    from lake_assets.defs.resources.tmdb import TMDBResource
     from lake_tools.seed_history import seed, snapshot_records
 
     lake = LakeResource(root=str(tmp_path / "lake"))

@@ -28,15 +28,14 @@ from dagster import (
     build_schedule_context,
     build_sensor_context,
     evaluate_automation_conditions,
-    instance_for_test,
     materialize,
 )
 from dagster._core.event_api import PartitionKeyFilter
 from dagster._core.test_utils import freeze_time
 
-from lake_assets import automation
-from lake_assets.assets import raw, trusted
-from lake_assets.automation import (
+from lake_assets.defs import automation
+from lake_assets.defs.assets import raw, trusted
+from lake_assets.defs.automation import (
     COLLECT_SCHEDULE,
     FRESHNESS_CHECK,
     RAW_TMDB,
@@ -48,11 +47,11 @@ from lake_assets.automation import (
     deadline_evaluations,
     deadline_sensor,
 )
-from lake_assets.definitions import defs, resources_from_env
-from lake_assets.io_managers import RawZoneIOManager
-from lake_assets.partitions import daily_partitions
-from lake_assets.resources.lake import LakeResource
-from lake_assets.resources.tmdb import TMDBResource
+from lake_assets.defs.definitions import defs, resources_from_env
+from lake_assets.defs.io_managers.raw import RawZoneIOManager
+from lake_assets.defs.partitions import daily_partitions
+from lake_assets.defs.resources.lake import LakeResource
+from lake_assets.defs.resources.tmdb import TMDBResource
 
 ROOT = Path(__file__).resolve().parents[1]
 DAY = "2024-03-10"
@@ -87,12 +86,6 @@ EVALUATED = Definitions(
     asset_checks=[raw_contract],
     resources=resources_from_env(),  # bound, never used: nothing is executed through these definitions
 )
-
-
-@pytest.fixture
-def instance():
-    with instance_for_test() as instance:
-        yield instance
 
 
 @pytest.fixture
@@ -199,11 +192,11 @@ def test_lake_automation_0_starts_the_schedule_and_sensors_stopped_and_the_cron_
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAKE_")}
     env.update(LAKE_AUTOMATION="0", LAKE_COLLECT_CRON="15 7 * * *", LAKE_FRESHNESS_DEADLINE_CRON="45 10 * * *")
     script = (
-        "from lake_assets.definitions import defs\n"
+        "from lake_assets.defs.definitions import defs\n"
         "repo = defs.get_repository_def()\n"
         "for d in [*repo.schedule_defs, *repo.sensor_defs]: print(d.name, d.default_status.value)\n"
         "print('cron', repo.get_schedule_def('daily_tmdb_collection').cron_schedule)\n"
-        "from lake_assets.automation import SETTINGS; print('deadline', SETTINGS.freshness_deadline_cron)\n"
+        "from lake_assets.defs.automation import SETTINGS; print('deadline', SETTINGS.freshness_deadline_cron)\n"
     )
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -28,9 +28,20 @@ from pyiceberg.catalog import load_catalog
 from pyiceberg.utils.config import Config
 from pyspark.sql import functions as F
 
-from lake_assets import catalog
-from lake_assets.assets import raw, trusted
-from lake_assets.catalog import (
+from lake_assets.cli import catalog
+from lake_assets.defs.assets import raw, trusted
+from lake_assets.defs.io_managers.paths import LAKE_PATH
+from lake_assets.defs.io_managers.raw import RawZoneIOManager
+from lake_assets.defs.io_managers.trusted import TrustedParquetIOManager
+from lake_assets.defs.partitions import daily_partitions
+from lake_assets.defs.resources import CatalogResource, LakeResource, catalog_resource_from_env
+from lake_assets.defs.resources.tmdb import TMDBResource
+from lake_assets.lib.contracts.rules import Contract
+from lake_assets.lib.partitions import dt_path
+from lake_assets.lib.raw_zone import land_json_lines
+from lake_assets.lib.tables import iceberg
+from lake_assets.lib.tables.iceberg import DataFile
+from lake_assets.lib.tables.spark_catalog import (
     CatalogError,
     SparkTable,
     TableSpec,
@@ -41,14 +52,7 @@ from lake_assets.catalog import (
     spark_table_statements,
     version_folders,
 )
-from lake_assets.contracts.rules import Contract
-from lake_assets.io_managers import LAKE_PATH, RawZoneIOManager, TrustedParquetIOManager, land_json_lines
-from lake_assets.partitions import daily_partitions, dt_path
-from lake_assets.resources import CatalogResource, LakeResource, catalog_resource_from_env
-from lake_assets.resources.tmdb import TMDBResource
-from lake_assets.tables import iceberg
-from lake_assets.tables.iceberg import DataFile
-from lake_assets.transforms.columns import RAW, REJECT_REASON
+from lake_assets.lib.transforms.columns import RAW, REJECT_REASON
 from lake_assets_tests.conftest import _FOREIGN_AWS_VARS
 from lake_assets_tests.readback import Lake
 from lake_tools import devserver
@@ -258,17 +262,17 @@ def test_the_retired_glue_database_variable_is_refused_in_one_line(tmp_path, mon
     with pytest.raises(ValueError) as raised:
         catalog_resource_from_env()
     message = str(raised.value)
-    assert len(message.splitlines()) == 1 and message.startswith("LAKE_GLUE_DATABASE is retired")
+    assert len(message.splitlines()) == 1 and message.startswith("LAKE_GLUE_DATABASE='trusted': retired")
     assert "PYICEBERG_CATALOG__LAKE__TYPE=glue" in message
 
     monkeypatch.setenv("LAKE_ROOT", str(tmp_path / "lake"))
     monkeypatch.delenv("LAKE_TRUSTED_ROOT", raising=False)
     assert catalog.main(["sync"]) == 1
-    assert capsys.readouterr().err.strip() == f"lake_assets.catalog: {message}"
+    assert capsys.readouterr().err.strip() == f"lake_assets.cli.catalog: {message}"
 
 
 def test_the_dev_server_calls_sync_with_arguments_it_accepts(tmp_path, monkeypatch, capsys):
-    """`make dev` registers what `make run` published by running `python -m lake_assets.catalog …`."""
+    """`make dev` registers what `make run` published by running `python -m lake_assets.cli.catalog …`."""
     called = []
 
     def run(args, **kwargs):
@@ -278,7 +282,7 @@ def test_the_dev_server_calls_sync_with_arguments_it_accepts(tmp_path, monkeypat
     monkeypatch.setattr(devserver.subprocess, "run", run)
     assert devserver.register_lake("sc://127.0.0.1:1") == []
     (args,) = called
-    assert args[:3] == [sys.executable, "-m", "lake_assets.catalog"]
+    assert args[:3] == [sys.executable, "-m", "lake_assets.cli.catalog"]
     monkeypatch.setenv("LAKE_ROOT", str(tmp_path / "lake"))
     for name in ("LAKE_TRUSTED_ROOT", "LAKE_GLUE_DATABASE", "SPARK_REMOTE"):
         monkeypatch.delenv(name, raising=False)
@@ -588,7 +592,7 @@ def _cli_materialize(lake_root: Path, remote: str, home: Path, *arguments: str) 
     """`dagster asset materialize` as the README's command-line backfill runs it, on the Connect server."""
     home.mkdir(exist_ok=True)
     done = subprocess.run(
-        [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "lake_assets.definitions", *arguments],
+        [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "lake_assets.defs.definitions", *arguments],
         cwd=ROOT,
         env=_cli_env(lake_root, remote) | {"DAGSTER_HOME": str(home)},
         capture_output=True,
@@ -699,7 +703,7 @@ def test_sync_registers_what_classic_runs_published(connect_server, connect_lake
     assert [r.tableName for r in spark.sql("show tables in trusted").collect()] == ["filmes"]
     assert all(_rows_by_day(connect_lake).values())  # an external table: dropping it left the data
     done = subprocess.run(
-        [sys.executable, "-m", "lake_assets.catalog", "sync"],
+        [sys.executable, "-m", "lake_assets.cli.catalog", "sync"],
         cwd=ROOT,
         env=_cli_env(connect_lake, connect_server.remote),
         stdin=subprocess.DEVNULL,

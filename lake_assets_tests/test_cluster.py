@@ -3,13 +3,12 @@ the refusals of `make cluster-up`. The cluster itself runs in every e2e test (da
 where test_e2e.py proves a backfill's tasks ran in the executors of both workers."""
 
 import socket
-import subprocess
 
 import pytest
 
 from lake_tools import cluster as cluster_cli
 from lake_tools.cluster import StandaloneCluster
-from lake_tools.processes import alive
+from lake_tools.processes import alive, kill_process, start_process
 
 
 def test_stop_never_signals_a_process_that_is_not_this_clusters_daemon(tmp_path):
@@ -17,7 +16,7 @@ def test_stop_never_signals_a_process_that_is_not_this_clusters_daemon(tmp_path)
     that process alone and only forget the stale pid."""
     cluster = StandaloneCluster(tmp_path / "cluster", workers=1)
     (cluster.home / "pids").mkdir(parents=True)
-    stranger = subprocess.Popen(["sleep", "60"])
+    stranger = start_process(["sleep", "60"])
     try:
         for name in cluster.daemon_names:
             (cluster.home / "pids" / f"{name}.pid").write_text(str(stranger.pid))
@@ -26,8 +25,7 @@ def test_stop_never_signals_a_process_that_is_not_this_clusters_daemon(tmp_path)
         assert alive(stranger.pid)
         assert list((cluster.home / "pids").iterdir()) == []
     finally:
-        stranger.kill()
-        stranger.wait()
+        kill_process(stranger)
 
 
 def test_down_is_idempotent_when_nothing_runs(tmp_path, capsys):

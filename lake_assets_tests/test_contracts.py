@@ -14,11 +14,12 @@ from dagster import AssetIn, AssetKey, BackfillPolicy, DailyPartitionsDefinition
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lake_assets.assets import raw, trusted
-from lake_assets.checks import check_specs, contract_events
-from lake_assets.contracts import evaluate
-from lake_assets.contracts.evaluate import Observed, judge, schema_result
-from lake_assets.contracts.rules import (
+from lake_assets.defs.assets import raw, trusted
+from lake_assets.defs.checks import check_specs, contract_events
+from lake_assets.defs.io_managers.paths import LAKE_PATH
+from lake_assets.lib.contracts import evaluate
+from lake_assets.lib.contracts.evaluate import Observed, judge, schema_result
+from lake_assets.lib.contracts.rules import (
     Between,
     ComparedToPrevious,
     Contract,
@@ -34,9 +35,8 @@ from lake_assets.contracts.rules import (
     Severity,
     Unique,
 )
-from lake_assets.io_managers import LAKE_PATH
-from lake_assets.transforms.columns import RAW, REJECT_REASON
-from lake_assets.transforms.filmes import Dialect
+from lake_assets.lib.transforms.columns import RAW, REJECT_REASON
+from lake_assets.lib.transforms.filmes import Dialect
 from lake_assets_tests.readback import Lake, lake_resources
 from lake_tools.sample_filmes import HEADER, filmes_rows, write_filmes_csv
 from lake_tools.seed_history import seed, snapshot_records
@@ -278,7 +278,7 @@ def test_rejected_rows_ride_on_the_observation_from_spark_4_2():
 
 
 def test_the_quality_log_reads_back_in_duckdb(tmp_path, spark_resource):
-    from lake_assets.resources import LakeResource
+    from lake_assets.defs.resources import LakeResource
 
     lake = LakeResource(root=str(tmp_path / "lake"))
     days = {"2024-03-04": [(1, 5.0)], "2024-03-05": [(1, 11.0)]}
@@ -318,7 +318,7 @@ def _failure(result) -> str:
 
 
 def _local_lake(tmp_path):
-    from lake_assets.resources import LakeResource
+    from lake_assets.defs.resources import LakeResource
 
     return LakeResource(root=str(tmp_path / "lake"))
 
@@ -470,7 +470,7 @@ def test_malformed_lines_and_a_stray_file_are_rejected_and_downstream_reads_only
 
 
 def trusted_columns() -> list[str]:
-    from lake_assets.contracts.tmdb import COLUMNS
+    from lake_assets.lib.contracts.tmdb import COLUMNS
 
     return list(COLUMNS)
 
@@ -522,15 +522,15 @@ def test_a_bad_day_in_a_five_day_backfill_keeps_its_previous_version_and_the_oth
 def test_the_contracts_document_is_the_declarations():
     from pathlib import Path
 
-    from lake_assets.contracts import FILMES, TMDB
-    from lake_assets.contracts.__main__ import markdown
+    from lake_assets.cli.contracts import markdown
+    from lake_assets.lib.contracts import FILMES, TMDB
 
     committed = (Path(__file__).resolve().parents[1] / "docs" / "contracts.md").read_text()
-    assert committed == markdown([FILMES, TMDB]), "regenerate: python -m lake_assets.contracts > docs/contracts.md"
+    assert committed == markdown([FILMES, TMDB]), "regenerate: python -m lake_assets.cli.contracts > docs/contracts.md"
 
 
 def test_every_column_of_every_layout_is_described_once():
-    from lake_assets.contracts import FILMES, TMDB
+    from lake_assets.lib.contracts import FILMES, TMDB
 
     for contract in (FILMES, TMDB):
         declared = {column for layout in contract.layouts.values() for column in layout}
@@ -544,9 +544,9 @@ def test_every_column_of_every_layout_is_described_once():
 @pytest.mark.parametrize("parts", [2, 3, 7])
 def test_a_quoted_csv_cut_at_record_boundaries_reads_back_exactly(tmp_path, spark, parts):
     """The cut points fall only between records, however the quoted line breaks and quotes fall."""
-    from lake_assets.csv_files import split_at_records
-    from lake_assets.transforms.columns import CORRUPT
-    from lake_assets.transforms.filmes import csv_options
+    from lake_assets.lib.csv_files import split_at_records
+    from lake_assets.lib.transforms.columns import CORRUPT
+    from lake_assets.lib.transforms.filmes import csv_options
 
     source = write_filmes_csv(tmp_path / "filmes.csv", 3000, seed=5, bad_rows=3)
     with source.open("a", encoding="utf-8") as out:
@@ -574,9 +574,9 @@ def test_trusted_filmes_reads_a_big_quoted_csv_in_parallel_parts_staged_beside_t
     """The split is what the asset does with the path the raw IO manager hands it (a `file://` URI
     on a local lake, a downloaded copy from S3), and its parts live in the lake's `_staging/` only
     while the run reads them."""
-    from lake_assets.staging import SparkStage, spark_readable
-    from lake_assets.transforms.columns import CORRUPT
-    from lake_assets.transforms.filmes import csv_options
+    from lake_assets.lib.staging import SparkStage, spark_readable
+    from lake_assets.lib.transforms.columns import CORRUPT
+    from lake_assets.lib.transforms.filmes import csv_options
 
     monkeypatch.setattr(trusted, "SPLIT_ABOVE_BYTES", 0)
     monkeypatch.setattr(trusted, "PART_BYTES", 64 << 10)

@@ -1,11 +1,11 @@
-"""The deadline rule on its own (lake_assets/deadline.py): plain datetimes, no Dagster instance."""
+"""The deadline rule on its own (lake_assets/defs/deadline.py): plain datetimes, no Dagster instance."""
 
 import datetime as dt
 
 import pytest
 
-from lake_assets import deadline
-from lake_assets.deadline import Status
+from lake_assets.defs import deadline
+from lake_assets.defs.deadline import Status
 
 UTC = dt.UTC
 

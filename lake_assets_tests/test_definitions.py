@@ -10,9 +10,9 @@ import pydantic
 import pytest
 from dagster import Config, ConfigurableResource
 
-from lake_assets.assets import raw, trusted
-from lake_assets.definitions import defs
-from lake_assets.resources import LakeResource, SparkResource, TMDBResource
+from lake_assets.defs.assets import raw, trusted
+from lake_assets.defs.definitions import defs
+from lake_assets.defs.resources import LakeResource, SparkResource, TMDBResource
 
 ROOT = Path(__file__).resolve().parents[1]
 

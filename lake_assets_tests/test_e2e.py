@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from lake_assets.alerts import ALERTED_TAG
-from lake_assets.automation import AUTOMATION_SENSOR, COLLECT_SCHEDULE
-from lake_assets.sensors import SENSOR_NAME
+from lake_assets.defs.alerts import ALERTED_TAG
+from lake_assets.defs.automation import AUTOMATION_SENSOR, COLLECT_SCHEDULE
+from lake_assets.defs.sensors import SENSOR_NAME
 from lake_assets_tests.dagster_server import LOCATION, REPOSITORY
 from lake_assets_tests.readback import Lake
 from lake_tools.seed_history import seed, snapshot_records

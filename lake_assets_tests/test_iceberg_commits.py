@@ -11,7 +11,6 @@
 import datetime as dt
 import multiprocessing
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -26,12 +25,13 @@ from dagster import materialize
 from pyiceberg.catalog import load_catalog
 from pyiceberg.expressions import EqualTo
 
-from lake_assets.assets import raw, trusted
-from lake_assets.resources import LakeResource
-from lake_assets.tables import iceberg, maintenance
-from lake_assets.tables.catalog import CATALOG_NAME, catalog_properties
+from lake_assets.defs.assets import raw, trusted
+from lake_assets.defs.resources import LakeResource
+from lake_assets.lib.tables import iceberg, maintenance
+from lake_assets.lib.tables.catalog import CATALOG_NAME, catalog_properties
 from lake_assets_tests.readback import Lake, lake_resources
 from lake_tools.duckdb_lake import open_lake
+from lake_tools.processes import kill_process, start_process
 from lake_tools.seed_history import seed, snapshot_records
 
 DAYS = [f"2024-02-{day:02d}" for day in range(1, 11)]
@@ -122,7 +122,7 @@ def _race(root: str, writer: str, rows: int, barrier, environment: dict) -> str:
         return f"conflict: {error}"
 
 
-@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.services)])
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_writers_racing_on_one_day_all_commit_in_order(tmp_path, request, backend):
     environment = {}
     if backend == "postgres":
@@ -138,7 +138,11 @@ def test_writers_racing_on_one_day_all_commit_in_order(tmp_path, request, backen
             lake.iceberg_catalog(), lake.storage("trusted"), "trusted/tmdb", pq.read_schema(root / keys[0]), keys, [DAYS[0]], "dt"
         )
         writers = [f"writer-{n}" for n in range(4)]
-        context = multiprocessing.get_context("spawn")
+        # Fresh processes, forked from a server that imported this module once (spawned ones would
+        # each import it again: ~3 s of CPU apiece, Dagster and lake_assets' resources). They have
+        # that server's environment, not this test's: `environment` goes to each explicitly.
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
         barrier = context.Manager().Barrier(len(writers))
         with context.Pool(len(writers)) as pool:
             outcomes = pool.starmap(_race, [(str(root), w, 10 + n, barrier, environment) for n, w in enumerate(writers)])
@@ -166,8 +170,8 @@ _KILLED_WRITER = """
 import sys, time
 from pyiceberg.catalog.sql import SqlCatalog
 import pyarrow.parquet as pq
-from lake_assets.resources import LakeResource
-from lake_assets.tables import iceberg, maintenance
+from lake_assets.defs.resources import LakeResource
+from lake_assets.lib.tables import iceberg, maintenance
 
 def stall(self, *args, **kwargs):
     print("at-commit", flush=True)
@@ -190,12 +194,13 @@ def test_a_writer_killed_before_its_commit_changes_nothing_readers_see(tmp_path)
     before = Lake(lake).table(f"trusted/tmdb/dt={DAYS[0]}/")
 
     (dead,) = _write_files(root, f"killed-{uuid.uuid4().hex[:6]}", 50)
-    writer = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, str(root), dead], stdout=subprocess.PIPE, text=True)
+    writer = start_process(
+        [sys.executable, "-c", _KILLED_WRITER, str(root), dead], output=subprocess.PIPE, stderr=None, text=True
+    )
     try:
         assert writer.stdout.readline().strip() == "at-commit"
-        writer.send_signal(signal.SIGKILL)
     finally:
-        writer.wait(30)
+        kill_process(writer)
     assert (root / dead).exists()  # its data file is there, named by no snapshot
     read = Lake(lake)
     assert read.current_keys(f"trusted/tmdb/dt={DAYS[0]}/") == keys

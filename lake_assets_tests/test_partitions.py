@@ -7,14 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from lake_assets.partitions import (
-    RAW_TMDB_PATH,
-    DtLayout,
-    daily_partitions,
-    dt_path,
-    first_partition_date,
-    partition_key_from_path,
-)
+from lake_assets.defs.partitions import daily_partitions, first_partition_date
+from lake_assets.lib.partitions import DtLayout, dt_path, partition_key_from_path
+from lake_assets.lib.registry import RAW_TMDB
 
 
 def test_hive_layout_is_one_segment():
@@ -45,7 +40,7 @@ def test_daily_partitions_include_today():
 def test_the_spark_inverse_reads_the_day_of_a_file_from_its_full_path(spark, layout):
     from pyspark.sql import functions as F
 
-    from lake_assets.partitions import partition_key_column
+    from lake_assets.lib.transforms.columns import partition_key_column
 
     paths = [
         f"file:/tmp/x/raw-in-9/raw/tmdb/{dt_path('2024-02-29', layout)}/part-0.jsonl",
@@ -115,20 +110,20 @@ def test_an_unreachable_lake_starts_today_with_a_one_line_warning(monkeypatch, t
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
-    with caplog.at_level(logging.WARNING, logger="lake_assets.partitions"):
+    with caplog.at_level(logging.WARNING, logger="lake_assets.lib.partitions"):
         assert first_partition_date() == _today()
     (record,) = caplog.records
     assert f"start today ({_today()})" in record.message and "\n" not in record.message
 
 
 def test_the_partitions_the_code_location_loads_start_at_the_lake_s_first_day(tmp_path):
-    """In a process of its own, entered through the catalog module as `python -m lake_assets.catalog`
+    """In a process of its own, entered through the catalog module as `python -m lake_assets.cli.catalog`
     is: the start is read once, when the definitions load, without an import cycle."""
     _land(tmp_path / "lake", "raw/tmdb/dt=2025-07-14")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKE_", "AWS_", "TMDB_"))}
     code = (
-        "import lake_assets.catalog\n"
-        "from lake_assets.assets import raw, trusted\n"
+        "import lake_assets.cli.catalog\n"
+        "from lake_assets.defs.assets import raw, trusted\n"
         "print(raw.tmdb_json.partitions_def.get_first_partition_key(), trusted.tmdb.partitions_def is raw.tmdb_json.partitions_def)"
     )
     done = subprocess.run(
@@ -143,7 +138,7 @@ def test_the_partitions_the_code_location_loads_start_at_the_lake_s_first_day(tm
 
 
 def test_the_raw_tmdb_folder_is_the_raw_asset_s():
-    from lake_assets.assets import raw
-    from lake_assets.io_managers import lake_path
+    from lake_assets.defs.assets import raw
+    from lake_assets.defs.io_managers.paths import lake_path
 
-    assert lake_path(raw.tmdb_json) == RAW_TMDB_PATH
+    assert lake_path(raw.tmdb_json) == RAW_TMDB.path

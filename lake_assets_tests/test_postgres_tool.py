@@ -6,25 +6,17 @@ crash-like restart, and a stop leaves none of its processes behind; the `up`/`ur
 import json
 import stat
 import uuid
-from pathlib import Path
 
 import psycopg
 import pytest
 
 from lake_tools import postgres as postgres_tool
-from lake_tools.processes import alive
+from lake_tools.processes import alive, process_tree
 
 
-def server_processes(pid: int) -> list[int]:
+def server_processes(pid: int) -> set[int]:
     """The postmaster and its children (checkpointer, walwriter, sessions...)."""
-    children = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                children.append(int(entry.name))
-        except OSError:
-            continue  # exited meanwhile
-    return [pid, *children]
+    return process_tree(pid)
 
 
 def test_uri_answers_with_the_password_only(postgres):
@@ -65,6 +57,8 @@ def test_restart_keeps_the_data_and_stop_leaves_no_process(postgres):
         postgres.start()  # the session's server stays up for the other tests
 
 
+@pytest.mark.services  # a PostgreSQL of its own, through the CLI
+@pytest.mark.postgres
 def test_cli_up_uri_down(tmp_path, capsys):
     folder = tmp_path / "pg"
     assert postgres_tool.main(["up", "--dir", str(folder)]) == 0

@@ -20,9 +20,9 @@ from typing import NamedTuple
 import pytest
 from botocore.exceptions import ConnectionClosedError
 
-from lake_assets.storage import CommitConflict, LocalStorage, open_storage
-from lake_assets.storage.publish import MANIFEST, Publication, publish, read_version
-from lake_assets.storage.s3 import S3Storage
+from lake_assets.lib.storage import CommitConflict, LocalStorage, open_storage
+from lake_assets.lib.storage.publish import MANIFEST, Publication, publish, read_version
+from lake_assets.lib.storage.s3 import S3Storage
 from lake_assets_tests.delegating_storage import DelegatingStorage
 
 PREFIX = "trusted/tmdb/dt=2024-03-31"

@@ -20,11 +20,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import lake_assets.storage.publish as publish_module
-from lake_assets.storage.base import Storage
-from lake_assets.storage.publish import MANIFEST, committed_keys, publish
-from lake_assets.storage.s3 import LakeStorageError, S3Storage
+import lake_assets.lib.storage.publish as publish_module
+from lake_assets.lib.storage.base import Storage
+from lake_assets.lib.storage.publish import MANIFEST, committed_keys, publish
+from lake_assets.lib.storage.s3 import LakeStorageError, S3Storage
 from lake_assets_tests.delegating_storage import DelegatingStorage
+from lake_tools.processes import wait_for_exit
 from lake_tools.seaweedfs import SeaweedS3
 
 PREFIX = "trusted/tmdb/dt=2024-03-31"
@@ -219,14 +220,15 @@ def test_writer_dying_mid_publish_leaves_the_previous_version_and_old_leftovers_
 
     # Once they are older than the grace period, the next publish sweeps them.
     monkeypatch.setattr(publish_module, "ORPHAN_GRACE_S", 0)
-    time.sleep(1.1)  # S3's LastModified has whole seconds
+    time.sleep(1.1 if isinstance(storage, S3Storage) else 0.05)  # S3's LastModified has whole seconds; mtimes do not
     v4_files, v4_rows = _write_version(tmp_path / "v4", "v4", files=2, rows_per_file=100)
     published = publish(storage, PREFIX, v4_files)
     assert _read_committed(storage, tmp_path / "read-v4").equals(v4_rows.sort_by("id"))
     assert sorted(obj.key for obj in storage.list("")) == sorted(published.keys + [f"{PREFIX}/{MANIFEST}"])
 
 
-@pytest.mark.services
+@pytest.mark.services  # a SeaweedFS of its own, in a process it kills
+@pytest.mark.s3
 def test_the_server_never_outlives_a_test_process_that_is_killed(tmp_path):
     # The kill test's server must not outlive a pytest that dies without its teardown.
     owner = subprocess.run(
@@ -246,20 +248,9 @@ def test_the_server_never_outlives_a_test_process_that_is_killed(tmp_path):
     )
     assert owner.returncode == -signal.SIGKILL, owner.stderr
     server = json.loads(owner.stdout)
-    deadline = time.monotonic() + 10
-    while _running(server["pid"]) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _running(server["pid"]), f"weed (pid {server['pid']}) outlived its owner"
+    assert wait_for_exit(server["pid"], timeout=10, every=0.05), f"weed (pid {server['pid']}) outlived its owner"
     shutil.rmtree(server["dir"], ignore_errors=True)
     for name, port in server["ports"].items():
         if name.endswith(".grpc"):
             for path in Path("/tmp").glob(f"seaweedfs-*-grpc-{port}.sock"):
                 path.unlink(missing_ok=True)
-
-
-def _running(pid: int) -> bool:
-    """Alive and not a zombie waiting for a parent to reap it."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return False

@@ -13,7 +13,7 @@ import pytest
 from dagster import DagsterInstance, DagsterRunStatus
 from pyiceberg.catalog import load_catalog
 
-from lake_assets import deadline
+from lake_assets.defs import deadline
 
 ROOT = Path(__file__).resolve().parents[1]
 

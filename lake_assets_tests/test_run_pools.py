@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from dagster import DagsterEventType, DagsterInstance
 
-from lake_assets.resources.lake import LakeResource
+from lake_assets.defs.resources.lake import LakeResource
 from lake_assets_tests.readback import Lake
-from lake_tools.processes import stop_process_group
+from lake_tools.processes import start_process, stop_process_group, wait_until_ready
 from lake_tools.seed_history import seed
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,14 +33,12 @@ def _materialize(tmp_path: Path, name: str) -> tuple[subprocess.Popen, Path]:
         SPARK_LOCAL_IP="127.0.0.1",
     )
     log = tmp_path / f"{name}.log"
-    command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "lake_assets.definitions"]
-    process = subprocess.Popen(
+    command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "lake_assets.defs.definitions"]
+    process = start_process(
         [*command, "--select", "trusted/tmdb", "--partition", DAY],
+        output=log,
         cwd=tmp_path,  # no dagster.yaml here: the instance's copy in DAGSTER_HOME is the one used
         env=env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
     )
     return process, log
 
@@ -77,16 +75,27 @@ def test_two_cli_runs_of_one_partition_wait_for_each_other_and_the_partition_is_
         assert storage.get_concurrency_info(POOL).slot_count == 1  # default_limit from dagster.yaml
         assert storage.claim_concurrency_slot(POOL, "test-holder", "holder").is_claimed
         runs = [_materialize(tmp_path, name) for name in ("first", "second")]
+
+        def both_blocked() -> dict | None:
+            events = _step_events(instance)
+            return events if len(events) == 2 and all(e["blocked"] for e in events.values()) else None
+
+        def ended() -> str | None:
+            logs = [log for process, log in runs if process.poll() is not None]
+            return f"a run ended while the pool was held: {logs[0].read_text()}" if logs else None
+
         try:
-            deadline = time.monotonic() + 240
-            while time.monotonic() < deadline:
-                events = _step_events(instance)
-                if len(events) == 2 and all(e["blocked"] for e in events.values()):
-                    break
-                assert all(p.poll() is None for p, _ in runs), "a run ended while the pool was held: " + runs[0][1].read_text()
-                time.sleep(1)
-            else:
-                pytest.fail(f"the runs did not both wait for the pool: {events}")
+            try:
+                events = wait_until_ready(
+                    "both runs to wait for the pool",
+                    both_blocked,
+                    deadline=time.monotonic() + 240,
+                    exited=ended,
+                    every=1,
+                    retry_on=(),
+                )
+            except TimeoutError:
+                pytest.fail(f"the runs did not both wait for the pool: {_step_events(instance)}")
             assert not any(e["start"] for e in events.values())
             storage.free_concurrency_slots_for_run("test-holder")
 

@@ -54,7 +54,7 @@ def test_history_before_the_partitions_lands_and_the_hints_say_how_to_see_it(tmp
         "asset",
         "materialize",
         "-m",
-        "lake_assets.definitions",
+        "lake_assets.defs.definitions",
         "--select",
         "trusted/tmdb",
         "--partition-range",

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from lake_assets.resources.spark import SparkResource, SparkUnavailable
+from lake_assets.defs.resources.spark import SparkResource, SparkUnavailable
 
 
 def _closed_port() -> int:

@@ -8,9 +8,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from dagster import AssetKey, DagsterInstance
 
-from lake_assets.resources import CatalogResource, LakeResource, SparkResource
-from lake_assets.table_jobs import table_maintenance, table_rollback
-from lake_assets.tables import iceberg
+from lake_assets.defs.resources import CatalogResource, LakeResource, SparkResource
+from lake_assets.defs.table_jobs import table_maintenance, table_rollback
+from lake_assets.lib.tables import iceberg
 from lake_assets_tests.readback import Lake
 
 DAY, OTHER = "2024-03-01", "2024-03-02"
@@ -82,7 +82,7 @@ def test_maintenance_expires_old_snapshots_and_deletes_only_their_files(tmp_path
         if path.is_file():
             os.utime(path, (old, old))
     # A retention that ends tomorrow: every snapshot but the last ten is old enough to expire.
-    monkeypatch.setattr("lake_assets.table_jobs.SETTINGS", _settings(retention_days=-1, kept=10))
+    monkeypatch.setattr("lake_assets.defs.table_jobs.SETTINGS", _settings(retention_days=-1, kept=10))
     read = Lake(lake)
     before = read.table(f"trusted/tmdb/dt={DAY}/")
 
@@ -108,6 +108,6 @@ def test_maintenance_expires_old_snapshots_and_deletes_only_their_files(tmp_path
 
 
 def _settings(retention_days: float, kept: int):
-    from lake_assets.automation import SETTINGS
+    from lake_assets.defs.automation import SETTINGS
 
     return SETTINGS.model_copy(update={"snapshot_retention_days": retention_days, "snapshots_kept": kept})

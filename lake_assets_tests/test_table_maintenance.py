@@ -1,4 +1,4 @@
-"""Retention and rollback of the trusted Iceberg tables (lake_assets/tables/maintenance.py), on a local
+"""Retention and rollback of the trusted Iceberg tables (lake_assets/lib/tables/maintenance.py), on a local
 lake with the default SQLite catalog. Data files are written with pyarrow where the pipeline puts
 them and committed with `iceberg.replace`; what the table says is checked against the files read
 back with pyarrow."""
@@ -13,10 +13,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from lake_assets.resources import LakeResource
-from lake_assets.tables import iceberg
-from lake_assets.tables.catalog import open_catalog
-from lake_assets.tables.maintenance import expire, rollback
+from lake_assets.defs.resources import LakeResource
+from lake_assets.lib.tables import iceberg
+from lake_assets.lib.tables.catalog import open_catalog
+from lake_assets.lib.tables.maintenance import expire, rollback
 
 TMDB = "trusted/tmdb"
 FILMES = "trusted/filmes"

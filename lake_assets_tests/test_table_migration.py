@@ -1,4 +1,4 @@
-"""The migration of a manifest-published trusted zone to the Iceberg tables (lake_assets/tables/migrate.py).
+"""The migration of a manifest-published trusted zone to the Iceberg tables (lake_assets/lib/tables/migrate.py).
 
 A lake is published the old way (the manifest protocol, files without a `dt` column, a rejected-rows
 file in one manifest); after the migration, plain pyiceberg reads the same rows with `dt` filled in
@@ -17,11 +17,12 @@ import pyarrow.parquet as pq
 import pytest
 from pyiceberg.catalog import load_catalog
 
-from lake_assets.partitions import dt_path, partition_key_from_path
-from lake_assets.resources import LakeResource
-from lake_assets.storage.publish import committed_keys, publish
-from lake_assets.tables import iceberg, migrate
-from lake_assets.tables.catalog import CATALOG_NAME, catalog_properties
+from lake_assets.cli import migrate as migrate_cli
+from lake_assets.defs.resources import LakeResource
+from lake_assets.lib.partitions import dt_path, partition_key_from_path
+from lake_assets.lib.storage.publish import committed_keys, publish
+from lake_assets.lib.tables import iceberg, migrate
+from lake_assets.lib.tables.catalog import CATALOG_NAME, catalog_properties
 
 TABLES = {"trusted/filmes": None, "trusted/tmdb": "dt"}
 DAYS = ["2024-03-01", "2024-03-02", "2024-03-03"]
@@ -212,7 +213,7 @@ def test_the_command_line_prints_a_line_per_table_and_fails_in_one_line(tmp_path
     for name in ("LAKE_RAW_ROOT", "LAKE_TRUSTED_ROOT", "LAKE_DT_LAYOUT"):
         monkeypatch.delenv(name, raising=False)
 
-    assert migrate.main([]) == 0
+    assert migrate_cli.main([]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2
     assert any(line.startswith("trusted.tmdb: 3 partition(s), 6 file(s), 15 row(s) committed in snapshot ") for line in lines)
@@ -225,7 +226,7 @@ def test_the_command_line_prints_a_line_per_table_and_fails_in_one_line(tmp_path
     publish(storage, "trusted/tmdb/dt=2024-03-01", {"part-0.parquet": _write(tmp_path / "b", _tmdb_rows(DAYS[0], 0, 1))})
     storage.delete(["trusted/tmdb/dt=2024-03-01/part-0.parquet"])  # a manifest naming a file that is gone
     monkeypatch.setenv("LAKE_ROOT", broken.root)
-    assert migrate.main([]) == 1
+    assert migrate_cli.main([]) == 1
     captured = capsys.readouterr()
     (done,) = captured.out.splitlines()  # the table migrated before the failure stays migrated: it is said
     assert done.startswith("trusted.filmes: 1 file(s), 1 row(s) committed in snapshot ")

@@ -12,7 +12,7 @@ import pydantic
 import pytest
 from dagster._utils.error import serializable_error_info_from_exc_info
 
-from lake_assets.resources.tmdb import SNAPSHOT_DIR, TMDBError, TMDBResource, tmdb_resource_from_env
+from lake_assets.defs.resources.tmdb import SNAPSHOT_DIR, TMDBError, TMDBResource, tmdb_resource_from_env
 from lake_tools.fake_tmdb import (
     API_KEY,
     SNAPSHOT_MOVIES_FILE,
@@ -153,7 +153,7 @@ def test_a_client_faster_than_the_server_limit_recovers_from_429s(fake_tmdb, ret
 
 
 def test_never_exceeds_the_configured_rate_nor_the_connection_limit(fake_tmdb, caplog):
-    caplog.set_level(logging.INFO, logger="lake_assets.resources.tmdb")
+    caplog.set_level(logging.INFO, logger="lake_assets.lib.tmdb_client")
     server = fake_tmdb(rate_limit_per_s=20, latency_s=0.1)
     collection = client(server, rate_limit_per_s=20, max_connections=4).collect()
 

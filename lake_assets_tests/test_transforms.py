@@ -6,12 +6,12 @@ import pyarrow as pa
 import pytest
 from pyspark.sql import types as T
 
-from lake_assets.contracts import TMDB
-from lake_assets.contracts.filmes import SEED
-from lake_assets.summaries import movies_by_company, movies_by_language
-from lake_assets.transforms.columns import normalise_column_name
-from lake_assets.transforms.filmes import Dialect, detect_dialect, filmes_from_strings, header_columns
-from lake_assets.transforms.tmdb import DETAILS_SCHEMA, standardise_details
+from lake_assets.lib.contracts import TMDB
+from lake_assets.lib.contracts.filmes import SEED
+from lake_assets.lib.summaries import movies_by_company, movies_by_language
+from lake_assets.lib.transforms.columns import normalise_column_name
+from lake_assets.lib.transforms.filmes import Dialect, detect_dialect, filmes_from_strings, header_columns
+from lake_assets.lib.transforms.tmdb import DETAILS_SCHEMA, standardise_details
 
 
 @pytest.mark.parametrize(

@@ -27,10 +27,10 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
-from lake_assets.catalog import trusted_tables
-from lake_assets.resources.lake import LakeResource, lake_resource_from_env
-from lake_assets.storage import is_s3_root
-from lake_assets.tables import iceberg
+from lake_assets.defs.resources.lake import LakeResource, lake_resource_from_env
+from lake_assets.lib.registry import TRUSTED
+from lake_assets.lib.storage import is_s3_root
+from lake_assets.lib.tables import iceberg
 from lake_tools.devserver import PROJECT_DIR
 
 # What locates a local lake's trusted tables (see lake_resource_from_env); S3 settings are not repeated.
@@ -97,7 +97,7 @@ def open_lake(
     lake = (lake or lake_resource_from_env()).process_config_and_initialize()
     connection = connection or duckdb.connect()
     found = snapshot_id is None
-    for path, partitioned in trusted_tables():
+    for path, partitioned in ((d.path, d.daily) for d in TRUSTED):
         table = iceberg.load(lake.iceberg_catalog(), path)
         own = snapshot_id if table is not None and snapshot_id and table.snapshot_by_id(snapshot_id) else None
         found = found or own is not None
@@ -109,11 +109,6 @@ def open_lake(
     if as_of is not None and not connection.sql("select 1 from duckdb_views() where not internal").fetchall():
         raise ValueError(f"no trusted table had a snapshot at {as_of.isoformat()}")
     return connection
-
-
-def rows_per_day(lake: LakeResource | None = None) -> dict[str, int]:
-    """trusted/tmdb's rows per `dt` in its current snapshot: what benchmarks check a run against."""
-    return dict(open_lake(lake).sql("select dt, count(*) from tmdb group by dt").fetchall())
 
 
 def read_back_command(sql: str) -> str:

@@ -28,7 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from lake_assets.resources.tmdb import SNAPSHOT_DIR, SNAPSHOT_MOVIES_FILE, SNAPSHOT_PAGES_FILE
+from lake_assets.lib.tmdb_client import SNAPSHOT_DIR, SNAPSHOT_MOVIES_FILE, SNAPSHOT_PAGES_FILE
 
 RESULTS_PER_PAGE = 20
 MAX_PAGE = 500

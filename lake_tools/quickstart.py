@@ -35,9 +35,9 @@ def main() -> int:
             # Imported inside the redirect: whatever importing Dagster and Spark prints goes to the log.
             from dagster import DagsterInstance
 
-            from lake_assets.definitions import defs, resources_from_env
-            from lake_assets.storage import is_s3_root
-            from lake_assets.tables.catalog import describe, pyiceberg_lines
+            from lake_assets.defs.definitions import defs, resources_from_env
+            from lake_assets.lib.storage import is_s3_root
+            from lake_assets.lib.tables.catalog import describe, pyiceberg_lines
             from lake_tools.duckdb_lake import read_back_command
 
             resources = resources_from_env()
@@ -65,7 +65,7 @@ def main() -> int:
                 say(f"  {key:<16} {_rows_text(row):<26} {seconds:5.1f} s{checked}")
         except Exception as error:  # a setting the environment got wrong: one line here, the traceback in the log
             traceback.print_exc()
-            from lake_assets.errors import one_line
+            from lake_assets.lib.errors import one_line
 
             failure = one_line(error)
     if failure:
@@ -113,7 +113,7 @@ def _row(result, key: str) -> dict:
         "rejected": meta.get("rejected_rows", "-"),
         "path": meta.get("path", ""),
         "source": meta.get("source"),  # raw/tmdb_json's: "api" or "offline-snapshot"
-        # What the run registered in the Spark catalog (lake_assets/catalog.py), if anything.
+        # What the run registered in the Spark catalog (lake_assets/lib/tables/spark_catalog.py), if anything.
         "catalog": [f"Spark catalog: {meta['catalog/spark']}"] if "catalog/spark" in meta else [],
     }
 

@@ -10,7 +10,7 @@ machine. A day is landed by the raw IO manager's own code, exactly as `raw/tmdb_
 `LAKE_ROOT`/`LAKE_RAW_ROOT` name (a folder or S3). No materialisation is recorded: to Dagster these
 files arrived from outside, which is what the raw-arrival sensor and the backfill demo start from.
 Days before the first daily partition are fine: the partitions start at the lake's earliest landed day
-once the code location loads again (lake_assets/partitions.py). Days after today are refused.
+once the code location loads again (lake_assets/defs/partitions.py). Days after today are refused.
 """
 
 import argparse
@@ -25,15 +25,17 @@ from pathlib import Path
 
 from dagster import DefaultSensorStatus
 
-from lake_assets.assets import raw
-from lake_assets.io_managers import lake_path, land_json_lines
-from lake_assets.partitions import dt_path, first_partition_date
-from lake_assets.resources.lake import LakeResource, lake_resource_from_env
-from lake_assets.resources.tmdb import MAX_PAGE, TMDBResource
-from lake_assets.sensors import SENSOR_NAME, raw_arrivals_sensor
+from lake_assets.defs.partitions import first_partition_date
+from lake_assets.defs.resources.lake import LakeResource, lake_resource_from_env
+from lake_assets.defs.resources.tmdb import TMDBResource
+from lake_assets.defs.sensors import SENSOR_NAME, raw_arrivals_sensor
+from lake_assets.lib.partitions import dt_path
+from lake_assets.lib.raw_zone import land_json_lines
+from lake_assets.lib.registry import RAW_TMDB
+from lake_assets.lib.tmdb_client import MAX_PAGE
 from lake_tools.devserver import PROJECT_DIR
 
-RAW_TMDB_PATH = lake_path(raw.tmdb_json)
+RAW_TMDB_PATH = RAW_TMDB.path
 MIN_SHARE = 0.5  # the smallest day keeps half of the snapshot's movies
 
 
@@ -104,7 +106,7 @@ def next_steps(first: str, last: str, started: str, environ: Mapping[str, str] =
     return [
         *steps,
         f"Or backfill now: in the UI, trusted/tmdb > Materialize... > partitions {first}...{last}; from the project folder:",
-        f"  {' '.join(settings)} {dagster} asset materialize -m lake_assets.definitions --select trusted/tmdb "
+        f"  {' '.join(settings)} {dagster} asset materialize -m lake_assets.defs.definitions --select trusted/tmdb "
         f"--partition-range {first}...{last}",
     ]
 
