@@ -8,9 +8,7 @@ networking, a fresh profile); the protocol goes over a loopback websocket (`webs
 import base64
 import itertools
 import json
-import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -19,7 +17,7 @@ from pathlib import Path
 
 from websockets.sync.client import connect
 
-from lake_tools.processes import free_port
+from lake_tools.processes import exited_at_start, free_port, kill_process, start_process, wait_until_ready
 
 CHROMIUM_FLAGS = (
     "--headless",
@@ -40,7 +38,7 @@ class Browser:
             raise RuntimeError("Chromium is not installed: lake_tools/bootstrap.sh test installs it (apt-get install chromium)")
         self._profile = tempfile.TemporaryDirectory(prefix="lake-chromium-")
         port = free_port()
-        self._process = subprocess.Popen(
+        self._process = start_process(  # a session of its own: its helper processes go with it
             [
                 binary,
                 *CHROMIUM_FLAGS,
@@ -49,27 +47,29 @@ class Browser:
                 f"--window-size={width},{height}",
                 "about:blank",
             ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,  # its helper processes go with it
+            output=subprocess.DEVNULL,
         )
-        page = self._page_target(port)
-        self._socket = connect(page["webSocketDebuggerUrl"], max_size=64 * 1024 * 1024)
+        try:
+            page = self._page_target(port)
+            self._socket = connect(page["webSocketDebuggerUrl"], max_size=64 * 1024 * 1024)
+        except BaseException:
+            kill_process(self._process, group=True)
+            self._profile.cleanup()
+            raise
         self._ids = itertools.count(1)
 
     def _page_target(self, port: int, timeout: float = 30) -> dict:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=2) as answer:
-                    pages = [t for t in json.load(answer) if t["type"] == "page"]
-                if pages:
-                    return pages[0]
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError("Chromium's DevTools endpoint did not answer")
-            time.sleep(0.2)
+        def first_page() -> dict | None:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=2) as answer:
+                return next((t for t in json.load(answer) if t["type"] == "page"), None)
+
+        return wait_until_ready(
+            f"Chromium's DevTools endpoint on port {port} ({timeout:.0f}s)",
+            first_page,
+            deadline=time.monotonic() + timeout,
+            exited=exited_at_start(self._process, "Chromium"),
+            every=0.2,
+        )
 
     def _call(self, method: str, **params) -> dict:
         message_id = next(self._ids)
@@ -122,11 +122,7 @@ class Browser:
 
     def close(self) -> None:
         self._socket.close()
-        try:
-            os.killpg(self._process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self._process.wait()
+        kill_process(self._process, group=True)
         self._profile.cleanup()
 
     def __enter__(self) -> "Browser":

@@ -1,7 +1,9 @@
 """Shared fixtures: one Spark session, one S3 server (lake_tools/seaweedfs.py) and one Glue Data Catalog
-(moto, lake_tools/moto_glue.py) per test session."""
+(moto, lake_tools/moto_glue.py) per test session, a fresh Dagster instance per test; and the test tiers
+(markers and timeouts) derived from the fixtures each test requests."""
 
 import os
+import shutil
 import signal
 import tempfile
 import uuid
@@ -32,7 +34,7 @@ from lake_assets_tests.dagster_server import dagster_server  # noqa: E402, F401 
 
 @pytest.fixture(scope="session")
 def spark_resource():
-    from lake_assets.resources.spark import spark_resource_from_env
+    from lake_assets.defs.resources.spark import spark_resource_from_env
 
     return spark_resource_from_env()
 
@@ -72,7 +74,7 @@ def s3_lake_root(s3_server, monkeypatch):
 @pytest.fixture(params=["local", "s3"])
 def storage_backend(request, tmp_path):
     """The same test on both backends: a local lake folder, and a fresh bucket on the test S3."""
-    from lake_assets.storage import open_storage
+    from lake_assets.lib.storage import open_storage
 
     if request.param == "local":
         return open_storage(str(tmp_path / "lake"))
@@ -83,7 +85,7 @@ def storage_backend(request, tmp_path):
 @pytest.fixture(params=["local", "s3"])
 def lake(request, tmp_path):
     """A LakeResource on each backend: a local folder, and a fresh bucket on the test S3."""
-    from lake_assets.resources import LakeResource
+    from lake_assets.defs.resources import LakeResource
 
     if request.param == "local":
         return LakeResource(root=str(tmp_path / "lake"))
@@ -153,26 +155,73 @@ def postgres(tmp_path_factory):
     server.stop()
 
 
-# Fixtures that start a JVM or a server (Spark, SeaweedFS, moto, PostgreSQL, dagster dev). A test that
-# uses none of them is marked `unit`: `make test-unit` runs those alone, in seconds.
-_SERVICE_FIXTURES = {
-    "spark_resource",
-    "spark",
-    "s3_server",
-    "killable_s3",
-    "moto_glue",
-    "postgres",
-    "dagster_server",
-    "connect_session",
+# The Dagster instance of the tests that run or tick in process: as `instance_for_test()` makes it
+# (SQLite storages in a temporary folder), without capturing the steps' stdout/stderr (a `tail`
+# process per stream and run), which no test reads.
+_TEST_INSTANCE = {"compute_logs": {"module": "dagster._core.storage.noop_compute_log_manager", "class": "NoOpComputeLogManager"}}
+
+
+@pytest.fixture(scope="session")
+def _dagster_instance_template(tmp_path_factory):
+    """An instance folder whose SQLite storages are created and migrated once: that takes 0.3-0.7 s
+    per instance, copying the folder 0.04 s."""
+    from dagster._core.test_utils import instance_for_test
+
+    folder = tmp_path_factory.mktemp("dagster-instance-template")
+    with instance_for_test(temp_dir=str(folder), overrides=_TEST_INSTANCE):
+        pass
+    return folder
+
+
+# SQLite commits on every event it stores, and a commit waits for the disk: on a RAM disk, when
+# there is one, an in-process run takes half the time.
+_RAM_DISK = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+
+
+@pytest.fixture
+def instance(_dagster_instance_template):
+    """A fresh Dagster instance of this test's own: a copy of the template, removed afterwards."""
+    from dagster._core.test_utils import instance_for_test
+
+    with tempfile.TemporaryDirectory(prefix="lake-test-dagster-", dir=_RAM_DISK, ignore_cleanup_errors=True) as folder:
+        shutil.copytree(_dagster_instance_template, folder, dirs_exist_ok=True)
+        with instance_for_test(temp_dir=folder, overrides=_TEST_INSTANCE) as instance:
+            yield instance
+
+
+# Test tiers, derived from the fixtures a test requests, directly or through other fixtures
+# (item.fixturenames is that closure), so that nobody has to remember them: each marker and the
+# fixtures that start what it names. A test that uses none of them, and is marked neither with a
+# tier nor `services` by hand (a server it starts itself), is marked `unit`: `make test-unit` runs
+# those alone, with no JVM and no server.
+TIER_FIXTURES = {
+    "spark": {"spark_resource", "spark", "connect_server", "connect_session"},  # a JVM: classic Spark or Connect
+    "s3": {"s3_server", "killable_s3"},  # SeaweedFS
+    "glue": {"moto_glue"},  # moto's Glue Data Catalog
+    "postgres": {"postgres"},  # PostgreSQL
+    "e2e": {"dagster_server"},  # dagster dev, a Spark cluster and its Connect server
 }
-# Fixtures parametrised over a local and an S3 lake: only their S3 case needs the S3 server.
+# Fixtures parametrised over a local and an S3 lake: only their S3 case starts the S3 server, through
+# request.getfixturevalue, which item.fixturenames does not see.
 _S3_PARAMETRISED = ("lake", "storage_backend")
+# Per-test timeouts (pytest-timeout) by tier, the longest of a test's tiers, unless the test sets a
+# timeout marker of its own. The budget covers the fixtures' setup: the first test to use a session
+# server pays for its start.
+TIER_TIMEOUTS = {"unit": 60, "services": 300, "spark": 300, "s3": 300, "glue": 300, "postgres": 300, "e2e": 900}
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
+        names = set(item.fixturenames)
         params = getattr(getattr(item, "callspec", None), "params", {})
-        needs_s3 = any(params.get(name) == "s3" for name in _S3_PARAMETRISED)
-        marked = item.get_closest_marker("e2e") or item.get_closest_marker("services")  # starts one itself
-        if not (_SERVICE_FIXTURES & set(item.fixturenames)) and not needs_s3 and not marked:
+        derived = {tier for tier, fixtures in TIER_FIXTURES.items() if fixtures & names}
+        if any(params.get(name) == "s3" for name in _S3_PARAMETRISED):
+            derived.add("s3")
+        for tier in sorted(derived):
+            item.add_marker(tier)
+        tiers = {tier for tier in TIER_TIMEOUTS if item.get_closest_marker(tier)}  # derived or by hand
+        if not tiers:
             item.add_marker(pytest.mark.unit)
+            tiers = {"unit"}
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(max(TIER_TIMEOUTS[tier] for tier in tiers)))

@@ -25,11 +25,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from lake_assets.resources.lake import LakeResource
+from lake_assets.defs.resources.lake import LakeResource
 from lake_tools.cluster import StandaloneCluster
 from lake_tools.devserver import prepare_dagster_home, start_dagster_dev
 from lake_tools.fake_webhook import FakeWebhook
-from lake_tools.processes import free_port, reap, start_watchdog, stop_process_group, wait_until_ready
+from lake_tools.processes import exited_at_start, free_port, reap, start_watchdog, stop_process_group, wait_until_ready
 
 LOCATION = "lake_assets"
 REPOSITORY = "__repository__"  # the name Dagster gives the repository of a `Definitions` object
@@ -62,16 +62,12 @@ class DagsterServer:
 
     def wait(self, what: str, check, timeout: float, every: float = 2.0):
         """Poll `check` until it returns something truthy; on timeout, fail with the deployment's log."""
-        deadline = time.monotonic() + timeout
-        while True:
-            result = check()
-            if result:
-                return result
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"timed out after {timeout:.0f}s waiting for {what}\n--- dagster dev log ---\n{self.log_tail()}"
-                )
-            time.sleep(every)
+        try:
+            return wait_until_ready(what, check, deadline=time.monotonic() + timeout, every=every, retry_on=())
+        except TimeoutError:
+            raise AssertionError(
+                f"timed out after {timeout:.0f}s waiting for {what}\n--- dagster dev log ---\n{self.log_tail()}"
+            ) from None
 
     def launch_backfill(self, path: list[str], partitions: list[str], title: str) -> str:
         """A backfill of one asset's partitions, as the UI's Materialize... launches it; its id."""
@@ -152,9 +148,7 @@ def dagster_server(tmp_path_factory):
             f"dagster dev's code location ({READY_TIMEOUT_S}s)",
             lambda: _location_loaded(server),
             deadline=time.monotonic() + READY_TIMEOUT_S,
-            exited=lambda: (
-                None if process.poll() is None else f"dagster dev exited with {process.returncode}:\n{server.log_tail()}"
-            ),
+            exited=exited_at_start(process, "dagster dev", lambda: f":\n{server.log_tail()}"),
             detail=lambda: f":\n{server.log_tail()}",
             every=0.5,
         )

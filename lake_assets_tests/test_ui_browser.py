@@ -3,10 +3,8 @@ end-to-end deployment (the session's `dagster dev`) and must find the four asset
 page. The UI is a React app, so the page is rendered with a virtual-time budget, longer on each try.
 A screenshot is kept in test-artifacts/ui-assets.png (docs/ui-assets.png is a copy of one)."""
 
-import os
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -16,6 +14,7 @@ import pytest
 
 from lake_assets_tests.browser import CHROMIUM_FLAGS, Browser
 from lake_assets_tests.readback import Lake
+from lake_tools.processes import kill_process, start_process
 
 pytestmark = pytest.mark.e2e
 
@@ -38,15 +37,11 @@ def chromium(url: str, *args: str, budget_ms: int, timeout: float = 120) -> str:
             url,
         ]
         # A session of its own: whatever helper processes Chromium leaves are killed with it.
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+        process = start_process(command, output=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         try:
             out, _ = process.communicate(timeout=timeout)
         finally:
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            process.wait()
+            kill_process(process, group=True)
     return out
 
 
@@ -181,8 +176,8 @@ def _screenshot(server, name: str, url: str, *steps) -> Path:
 def test_the_deadline_check_of_the_due_day_survives_a_failed_run_for_another_day(dagster_server):
     import datetime as dt
 
-    from lake_assets import deadline
-    from lake_assets.automation import SETTINGS
+    from lake_assets.defs import deadline
+    from lake_assets.defs.automation import SETTINGS
 
     cron = SETTINGS.freshness_deadline_cron
     due = deadline.due_day(cron, dt.datetime.now(dt.UTC))
@@ -230,7 +225,7 @@ def test_the_deadline_check_of_the_due_day_survives_a_failed_run_for_another_day
 def test_a_day_with_a_malformed_line_shows_its_rejection_on_the_contract_check(dagster_server):
     import datetime as dt
 
-    from lake_assets.contracts import TMDB
+    from lake_assets.lib.contracts import TMDB
     from lake_tools.seed_history import seed, snapshot_records
 
     landed = seed(dagster_server.lake, dt.date.fromisoformat(MALFORMED_DAY), 1, snapshot_records())[MALFORMED_DAY]
@@ -349,7 +344,7 @@ def _materialize_day(server, day: str, title: str) -> tuple[str, dict]:
 
 
 def _raw_sensor_state(server) -> dict:
-    from lake_assets.sensors import SENSOR_NAME
+    from lake_assets.defs.sensors import SENSOR_NAME
     from lake_assets_tests.dagster_server import LOCATION, REPOSITORY
 
     selector = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "sensorName": SENSOR_NAME}
@@ -408,9 +403,9 @@ def test_a_rollback_launched_from_the_ui_makes_the_earlier_day_current(dagster_s
     from pyiceberg.catalog import load_catalog
     from pyiceberg.expressions import EqualTo
 
-    from lake_assets.io_managers import land_json_lines
-    from lake_assets.partitions import dt_path
-    from lake_assets.tables.catalog import CATALOG_NAME, catalog_properties
+    from lake_assets.lib.partitions import dt_path
+    from lake_assets.lib.raw_zone import land_json_lines
+    from lake_assets.lib.tables.catalog import CATALOG_NAME, catalog_properties
     from lake_tools.seed_history import RAW_TMDB_PATH, records_for_day, seed, snapshot_records
 
     server, day = dagster_server, ROLLBACK_DAY

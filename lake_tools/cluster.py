@@ -31,7 +31,7 @@ from pathlib import Path
 import requests
 
 from lake_tools.devserver import CONNECT_PORT, PROJECT_DIR, SPARK_HOME, SparkConnectServer
-from lake_tools.processes import alive, free_port, free_ports, port_open, stop_pid, wait_until_ready
+from lake_tools.processes import free_port, free_ports, is_running, port_open, start_process, stop_pid, wait_until_ready
 
 MASTER_CLASS = "org.apache.spark.deploy.master.Master"
 WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
@@ -118,12 +118,11 @@ class StandaloneCluster:
         """The daemon's JVM, if its pid file names a live `java` started for this cluster's folder."""
         try:
             pid = int(self._pid_file(name).read_text().strip())
-            args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except (OSError, ValueError):
             return None
         main_class = MASTER_CLASS if name == "master" else WORKER_CLASS
-        ours = f"-Djava.io.tmpdir={self.home / 'tmp'}".encode()  # in every daemon's command line, see _env
-        return pid if alive(pid) and args[0].endswith(b"java") and main_class.encode() in args and ours in args else None
+        ours = f"-Djava.io.tmpdir={self.home / 'tmp'}"  # in every daemon's command line, see _env
+        return pid if is_running(pid, "java", main_class, ours) else None
 
     def pids(self) -> dict[str, int]:
         return {name: pid for name in self.daemon_names if (pid := self.pid(name)) is not None}
@@ -147,16 +146,10 @@ class StandaloneCluster:
         }
 
     def _launch(self, name: str, args: list[str], env: dict[str, str]) -> None:
-        with self.log_path(name).open("ab") as log:
-            process = subprocess.Popen(
-                [str(SPARK_HOME / "bin" / "spark-class"), *args],
-                env=env,
-                cwd=self.home,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: a Ctrl-C elsewhere does not reach it
-            )
+        # Its own process group: a Ctrl-C elsewhere does not reach it.
+        process = start_process(
+            [str(SPARK_HOME / "bin" / "spark-class"), *args], output=self.log_path(name), env=env, cwd=self.home
+        )
         self._processes[name] = process
         self._pid_file(name).write_text(str(process.pid))
 

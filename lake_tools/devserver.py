@@ -9,7 +9,7 @@ partition's run takes about a second of Spark. The server is the one bundled wit
 package (`sbin/start-connect-server.sh`), bound to 127.0.0.1, with its logs, pid file, temporary
 files and warehouse under `.spark/` in the project. Its table catalog is persistent (Hive support,
 the pyspark wheel's jars, an embedded Derby metastore in `.spark/metastore_db`), so the tables the
-runs register (`trusted.tmdb`, see lake_assets/catalog.py) outlive the server and every Connect
+runs register (`trusted.tmdb`, see lake_assets/lib/tables/spark_catalog.py) outlive the server and every Connect
 client can query them by name. Dagster runs with `DAGSTER_HOME=.dagster_home`
 (the project's `dagster.yaml` is copied there) and `SPARK_REMOTE` pointing at the server. When
 `SPARK_REMOTE` is already set (a cluster's Connect endpoint), `dev` starts no server and uses it.
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pyspark
 
-from lake_tools.processes import alive, port_open, stop_process_group
+from lake_tools.processes import is_running, port_open, start_process, stop_pid, stop_process_group, wait_until_ready
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 SPARK_HOME = Path(pyspark.__file__).resolve().parent
@@ -77,10 +77,9 @@ class SparkConnectServer:
         """The server's JVM, if the pid file names a live `java` process."""
         try:
             pid = int(self.pid_file.read_text().strip())
-            comm = Path(f"/proc/{pid}/comm").read_text().strip()
         except (OSError, ValueError):
             return None
-        return pid if comm == "java" else None
+        return pid if is_running(pid, "java") else None
 
     def _env(self) -> dict[str, str]:
         conf_dir = self.home / "conf"  # empty: no spark-defaults.conf or log4j file from elsewhere
@@ -130,16 +129,21 @@ class SparkConnectServer:
         ]
         # A session of its own, so a Ctrl-C meant for `make dev` reaches the JVM only through stop().
         subprocess.run(command, env=self._env(), cwd=home, check=True, start_new_session=True, stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        while not port_open(self.port):
-            if self.pid() is None:
-                raise RuntimeError(f"Spark Connect server exited at start; see the logs in {self.log_dir}:\n{self.log_tail()}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise TimeoutError(
-                    f"Spark Connect server not listening on {self.port} after {timeout:.0f}s; logs in {self.log_dir}"
-                )
-            time.sleep(0.25)
+        try:
+            wait_until_ready(
+                f"the Spark Connect server to listen on {self.port} ({timeout:.0f}s)",
+                lambda: port_open(self.port),
+                deadline=time.monotonic() + timeout,
+                exited=lambda: (
+                    None
+                    if self.pid() is not None
+                    else f"Spark Connect server exited at start; see the logs in {self.log_dir}:\n{self.log_tail()}"
+                ),
+                detail=lambda: f"; logs in {self.log_dir}",
+            )
+        except TimeoutError:
+            self.stop()
+            raise
         return True
 
     def warm_up(self) -> float:
@@ -181,13 +185,11 @@ class SparkConnectServer:
             [str(SPARK_HOME / "sbin" / "stop-connect-server.sh")], env=self._env(), check=False, stdout=subprocess.DEVNULL
         )
         deadline = time.monotonic() + timeout
-        while alive(pid):
-            if time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)
-                break
-            time.sleep(0.2)
-        while port_open(self.port) and time.monotonic() < deadline + 5:
-            time.sleep(0.2)  # the listening socket can outlive the pid check by a moment
+        stop_pid(pid, timeout, sig=None)  # the script sent SIGTERM: wait, then SIGKILL
+        try:  # the listening socket can outlive the pid check by a moment
+            wait_until_ready(f"port {self.port} to close", lambda: not port_open(self.port), deadline=deadline + 5, every=0.2)
+        except TimeoutError:
+            pass
         self.pid_file.unlink(missing_ok=True)
 
     def log_tail(self, lines: int = 20) -> str:
@@ -214,13 +216,15 @@ def register_lake(remote: str) -> list[str]:
     own, like the warm-up; a failure is reported, not raised: the catalog is a convenience of the dev
     server."""
     done = subprocess.run(
-        [sys.executable, "-m", "lake_assets.catalog", "sync"],
+        [sys.executable, "-m", "lake_assets.cli.catalog", "sync"],
         env={**os.environ, "SPARK_REMOTE": remote},
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
     )
-    lines = [line for line in done.stderr.splitlines() if line.startswith(("Spark catalog:", "catalog:", "lake_assets.catalog:"))]
+    lines = [
+        line for line in done.stderr.splitlines() if line.startswith(("Spark catalog:", "catalog:", "lake_assets.cli.catalog:"))
+    ]
     if done.returncode == 0:
         return lines
     tail = done.stderr.strip().splitlines()
@@ -259,14 +263,11 @@ def prepare_dagster_home(home: Path) -> Path:
 
 def start_dagster_dev(dagster_home: Path, env: dict[str, str], port: int, cwd: Path = PROJECT_DIR, log=None) -> subprocess.Popen:
     """`dagster dev` (webserver + daemon + code server) in a process group of its own."""
-    return subprocess.Popen(
+    return start_process(
         [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT_DIR / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
+        output=log,  # None: this terminal
         env={**env, "DAGSTER_HOME": str(dagster_home)},
         cwd=cwd,
-        start_new_session=True,
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT if log is not None else None,
     )
 
 

@@ -25,7 +25,10 @@ class FakeWebhook:
         self._failures: list[int] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-webhook", daemon=True)
+        # A short poll: stop() waits up to one poll interval (the default 0.5 s, in every test's teardown).
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-webhook", daemon=True
+        )
 
     @property
     def url(self) -> str:

@@ -18,7 +18,17 @@ import time
 import urllib.request
 from pathlib import Path
 
-from lake_tools.processes import alive, free_port, reap, start_watchdog, stop_pid, wait_until_ready
+from lake_tools.processes import (
+    exited_at_start,
+    free_port,
+    is_running,
+    reap,
+    start_process,
+    start_watchdog,
+    stop_pid,
+    stop_process,
+    wait_until_ready,
+)
 
 DEV_PORT = 5000
 REGION = "us-east-1"
@@ -50,18 +60,10 @@ class MotoGlue:
         return {"AWS_ENDPOINT_URL_GLUE": self.endpoint_url}
 
     def start(self, *, watch_owner: bool = True, timeout: float = 30) -> "MotoGlue":
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115 (the child keeps it)
-        try:
-            self.process = subprocess.Popen(
-                [str(moto_server_binary()), "-H", "127.0.0.1", "-p", str(self.port)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        finally:
-            if self.log_path:
-                log.close()
+        self.process = start_process(
+            [str(moto_server_binary()), "-H", "127.0.0.1", "-p", str(self.port)],
+            output=self.log_path or subprocess.DEVNULL,
+        )
         if watch_owner:
             self._watcher = start_watchdog(pids=[self.process.pid])
         try:
@@ -69,9 +71,7 @@ class MotoGlue:
                 f"moto_server on {self.endpoint_url} ({timeout}s)",
                 self._answers,
                 deadline=time.monotonic() + timeout,
-                exited=lambda: (
-                    None if self.process.poll() is None else f"moto_server exited with {self.process.returncode} at start"
-                ),
+                exited=exited_at_start(self.process, "moto_server"),
                 every=0.1,
             )
         except TimeoutError:
@@ -101,8 +101,7 @@ class MotoGlue:
 
     def stop(self) -> None:
         if self.process is not None:
-            stop_pid(self.process.pid, timeout=10)
-            self.process.wait()
+            stop_process(self.process, timeout=10)
         reap(self._watcher)
         self._watcher = None
 
@@ -115,10 +114,7 @@ class MotoGlue:
 
 def _is_our_moto(pid: int) -> bool:
     """The recorded PID is still a moto_server (not a reused PID)."""
-    try:
-        return alive(pid) and b"moto_server" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
+    return is_running(pid, "moto_server")
 
 
 def describe(glue) -> str:

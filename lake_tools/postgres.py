@@ -27,7 +27,6 @@ it, but a killed server loses nothing (commits are still written to the OS befor
 
 import argparse
 import functools
-import itertools
 import json
 import os
 import pwd
@@ -41,7 +40,18 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
-from lake_tools.processes import alive, free_port, reap, start_watchdog, wait_until_ready
+from lake_tools.processes import (
+    exited_at_start,
+    free_port,
+    is_running,
+    reap,
+    start_process,
+    start_watchdog,
+    stop_pid,
+    stop_process,
+    wait_until_ready,
+    zombie,
+)
 
 DATABASE = "lake"
 ROLE = "lake"
@@ -129,19 +139,7 @@ def shutdown(pid: int, mode: str = "fast", timeout: float = 30) -> None:
     checkpoints and exits; "immediate" exits at once, as a crash would (WAL replay at the next start);
     "smart" waits for every session to end. The postmaster exits after all its children; one that
     has not after `timeout` gets SIGKILL."""
-    try:
-        os.kill(pid, SHUTDOWN_SIGNALS[mode])
-    except ProcessLookupError:
-        return
-    try:
-        wait_until_ready(
-            f"PostgreSQL (pid {pid}) to stop", lambda: not alive(pid), deadline=time.monotonic() + timeout, every=0.02
-        )
-    except TimeoutError:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    stop_pid(pid, timeout, sig=SHUTDOWN_SIGNALS[mode], every=0.02)
 
 
 class Postgres:
@@ -206,17 +204,14 @@ class Postgres:
             "unix_socket_directories": str(self.socket_dir),
             **self.settings,
         }
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [str(bindir / "postgres"), "-D", str(self.data_dir), *(f"-c{name}={value}" for name, value in options.items())],
-                cwd=self.data_dir,
-                env=_server_env(),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # Ctrl-C in a terminal reaches pytest, not the server directly
-                **_as_user(user),
-            )
+        # A session of its own: Ctrl-C in a terminal reaches pytest, not the server directly.
+        self.process = start_process(
+            [str(bindir / "postgres"), "-D", str(self.data_dir), *(f"-c{name}={value}" for name, value in options.items())],
+            output=self.log_path,
+            cwd=self.data_dir,
+            env=_server_env(),
+            **_as_user(user),
+        )
         self._watch_owner = watch_owner
         if watch_owner:
             self._watcher = start_watchdog(pids=[self.process.pid])
@@ -225,7 +220,7 @@ class Postgres:
                 f"PostgreSQL on 127.0.0.1:{self.port} ({timeout}s)",
                 self._accepting,
                 deadline=time.monotonic() + timeout,
-                exited=self._exit_reason,
+                exited=exited_at_start(self.process, "PostgreSQL", self._exit_detail),
                 detail=lambda: f"; log: {self.log_path}",
                 every=0.02,
             )
@@ -247,7 +242,7 @@ class Postgres:
         try:
             wait_until_ready(
                 f"the previous PostgreSQL (pid {pid}) to be reaped",
-                lambda: alive(pid) or not Path(f"/proc/{pid}").exists(),
+                lambda: not zombie(pid),
                 deadline=time.monotonic() + timeout,
                 every=0.05,
             )
@@ -281,11 +276,9 @@ class Postgres:
         lines = (self.data_dir / "postmaster.pid").read_text().splitlines()
         return len(lines) >= 8 and lines[0] == str(self.process.pid) and lines[7].strip() == "ready"
 
-    def _exit_reason(self) -> str | None:
-        if self.process.poll() is None:
-            return None
+    def _exit_detail(self) -> str:
         log = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return f"PostgreSQL exited with {self.process.returncode} at start: {_last_line(log)} (log: {self.log_path})"
+        return f": {_last_line(log)} (log: {self.log_path})"
 
     def _create_role_and_database(self) -> None:
         """The role and database `lake`, over the unix socket as the superuser; the password goes to
@@ -310,8 +303,7 @@ class Postgres:
     def stop(self, mode: str = "fast", timeout: float = 30) -> None:
         """Shut the server down by its PID (see `shutdown`); the folder stays."""
         if self.process is not None:
-            shutdown(self.process.pid, mode, timeout)
-            self.process.wait()
+            stop_process(self.process, timeout, sig=SHUTDOWN_SIGNALS[mode], every=0.02)
         reap(self._watcher)  # it exits by itself once the server is gone
         self._watcher = None
 
@@ -337,12 +329,7 @@ def _state_file(directory: Path) -> Path:
 
 def _is_our_postgres(pid: int, directory: Path) -> bool:
     """The recorded PID is still a postmaster on this folder (not a reused PID)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    data = str(directory / "data").encode()
-    return alive(pid) and cmdline[0].endswith(b"postgres") and (b"-D", data) in itertools.pairwise(cmdline)
+    return is_running(pid, "postgres", ("-D", str(directory / "data")))
 
 
 def _recorded(directory: Path) -> dict | None:

@@ -1,6 +1,12 @@
-"""Small process and port helpers shared by the local services (SeaweedFS, Spark, Dagster).
+"""Small process and port helpers shared by the local services (SeaweedFS, PostgreSQL, moto, Spark,
+Dagster, Chromium) and the tests that start processes of their own.
 
-Every helper here acts only on processes its caller started, by PID or process group, never by name.
+Every helper here acts only on processes its caller started, by PID or process group, never by name:
+
+    start_process     a child in a session of its own, its output in a log
+    is_running        is this recorded PID still the process we started (/proc/<pid>/cmdline)
+    wait_until_ready  poll a starting process's port, URL or file; fail at once if it exits
+    stop_pid          SIGTERM (or another signal), wait, SIGKILL; stop_process / kill_process for a child
 """
 
 import os
@@ -55,6 +61,90 @@ def alive(pid: int) -> bool:
         return False
 
 
+def zombie(pid: int) -> bool:
+    """The process has exited and waits for its parent (or PID 1) to reap it."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return False
+
+
+def command_line(pid: int) -> list[str]:
+    """A process's arguments, from /proc/<pid>/cmdline: [] once it has exited (or is a zombie)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    args = raw.split(b"\0")
+    if args and args[-1] == b"":
+        args.pop()
+    return [os.fsdecode(arg) for arg in args]
+
+
+def is_running(pid: int, program: str, *args: str | tuple[str, ...]) -> bool:
+    """Whether `pid` is still the process its owner started, not a PID reused since a pid file or a
+    state file recorded it: it is alive, it runs `program` (its first argument ends with it, or,
+    for a script run by its interpreter's shebang, its second one), and its command line holds
+    each of `args`: one argument, or a tuple of consecutive ones (("-D", folder))."""
+    argv = command_line(pid)
+    if not argv or not alive(pid):
+        return False
+    if not (argv[0].endswith(program) or (len(argv) > 1 and argv[1].endswith(program))):
+        return False
+    for arg in args:
+        run = (arg,) if isinstance(arg, str) else tuple(arg)
+        if not any(tuple(argv[i : i + len(run)]) == run for i in range(len(argv) - len(run) + 1)):
+            return False
+    return True
+
+
+def process_tree(root: int) -> set[int]:
+    """A process and all its descendants now, from /proc (Linux)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue  # exited meanwhile
+            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    tree, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in tree]
+        tree.update(children)
+        frontier.extend(children)
+    return tree
+
+
+def start_process(
+    args: list[str],
+    *,
+    output: object = None,
+    env: dict[str, str] | None = None,
+    cwd: str | Path | None = None,
+    **popen,
+) -> subprocess.Popen:
+    """Start `args` as a child in a session (process group) of its own, stdin from /dev/null: a
+    Ctrl-C meant for its owner does not reach it, and the owner stops it by PID or by group.
+    `output` takes its stdout and stderr: a log file (a path, appended to), an open file,
+    subprocess.DEVNULL or PIPE, or None to share the owner's. Other Popen arguments (stderr=, text=,
+    user=, start_new_session=False...) go through."""
+    popen.setdefault("stdin", subprocess.DEVNULL)
+    popen.setdefault("start_new_session", True)
+    popen.setdefault("stderr", None if output is None else subprocess.STDOUT)
+    if isinstance(output, str | Path):
+        with open(output, "ab") as log:  # the child keeps its own descriptor
+            return subprocess.Popen(args, env=env, cwd=cwd, stdout=log, **popen)
+    return subprocess.Popen(args, env=env, cwd=cwd, stdout=output, **popen)
+
+
+def exited_at_start(process: subprocess.Popen, what: str, detail: Callable[[], str] = lambda: "") -> Callable[[], str | None]:
+    """For wait_until_ready's `exited`: "<what> exited with <code> at start<detail()>" once the
+    child has exited, None while it runs."""
+    return lambda: None if process.poll() is None else f"{what} exited with {process.returncode} at start{detail()}"
+
+
 def wait_until_ready(
     what: str,
     ready: Callable[[], object],
@@ -63,42 +153,80 @@ def wait_until_ready(
     exited: Callable[[], str | None] = lambda: None,
     detail: Callable[[], str] = lambda: "",
     every: float = 0.25,
-) -> None:
-    """Poll a service that is starting until `ready()` is truthy. An OSError from the probe
-    (connection refused; requests' errors are OSErrors) means not yet. When `exited()` names why the
-    process died, fail at once rather than at the deadline; past `deadline` (time.monotonic()), fail
-    with `what` and `detail()` (where its log is)."""
+    retry_on: type[BaseException] | tuple[type[BaseException], ...] = OSError,
+):
+    """Poll a process that is starting (its port, URL or file) until `ready()` is truthy, and
+    return that value. An exception of `retry_on` from the probe (by default OSError: connection
+    refused; requests' errors are OSErrors) means not yet. When `exited()` names why the process
+    died, fail at once rather than at the deadline; past `deadline` (time.monotonic()), fail with
+    `what` and `detail()` (where its log is)."""
     while True:
         reason = exited()
         if reason:
             raise RuntimeError(reason)
         try:
-            if ready():
-                return
-        except OSError:
+            answer = ready()
+            if answer:
+                return answer
+        except retry_on:
             pass
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out waiting for {what}{detail()}")
         time.sleep(every)
 
 
-def stop_pid(pid: int, timeout: float = 30, kill_group: bool = False) -> None:
-    """SIGTERM, then SIGKILL if it has not exited within `timeout`: the process, or with `kill_group`
-    its whole process group (for a process started with start_new_session, whose group id is its
-    pid: a Spark worker and the executors it forked)."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
+def wait_for_exit(pid: int, timeout: float, every: float = 0.2) -> bool:
+    """Wait until `pid` has exited (a zombie has): True, or False if it still runs after `timeout`."""
     deadline = time.monotonic() + timeout
     while alive(pid):
         if time.monotonic() > deadline:
-            try:
-                (os.killpg if kill_group else os.kill)(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            break
-        time.sleep(0.2)
+            return False
+        time.sleep(every)
+    return True
+
+
+def stop_pid(
+    pid: int,
+    timeout: float = 30,
+    kill_group: bool = False,
+    *,
+    sig: signal.Signals | None = signal.SIGTERM,
+    every: float = 0.2,
+) -> None:
+    """`sig` (SIGTERM; None when the caller has asked it to stop another way, e.g. a stop script),
+    then SIGKILL if it has not exited within `timeout`: the process, or with `kill_group` its whole
+    process group (for a process started with start_new_session, whose group id is its pid: a Spark
+    worker and the executors it forked)."""
+    if sig is not None:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+    if not wait_for_exit(pid, timeout, every):
+        try:
+            (os.killpg if kill_group else os.kill)(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def stop_process(
+    process: subprocess.Popen, timeout: float = 30, *, sig: signal.Signals = signal.SIGTERM, every: float = 0.2
+) -> None:
+    """stop_pid for a child of this process (if it still runs), which is then reaped."""
+    if process.poll() is None:  # not reaped yet: its PID cannot have been reused
+        stop_pid(process.pid, timeout, sig=sig, every=every)
+    process.wait()
+
+
+def kill_process(process: subprocess.Popen, *, group: bool = False) -> None:
+    """SIGKILL a child, as a crash would, or with `group` its whole process group (helpers that
+    outlived it included), and reap it."""
+    if group or process.poll() is None:
+        try:
+            (os.killpg if group else os.kill)(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    process.wait()
 
 
 def stop_process_group(process: subprocess.Popen, timeout: float = 30) -> None:
@@ -112,11 +240,7 @@ def stop_process_group(process: subprocess.Popen, timeout: float = 30) -> None:
         process.wait(timeout)
     except subprocess.TimeoutExpired:
         pass
-    try:  # children that outlived the group leader, or all of them after the timeout
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait()
+    kill_process(process, group=True)  # children that outlived the group leader, or all of them after the timeout
 
 
 # Runs as its own process. When the owner goes away (a test run killed with SIGKILL, a CI timeout),
@@ -176,22 +300,8 @@ def reap(watcher: subprocess.Popen | None, timeout: float = 5) -> None:
 def tree_rss_mb(root: int) -> int:
     """Resident memory (MB) of a process and all its descendants now, from /proc (Linux): a Python
     process that starts a Spark driver JVM (a classic session) counts the JVM too."""
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-    tree, frontier = {root}, [root]
-    while frontier:
-        parent = frontier.pop()
-        children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in tree]
-        tree.update(children)
-        frontier.extend(children)
     total = 0
-    for pid in tree:
+    for pid in process_tree(root):
         try:
             total += int(Path(f"/proc/{pid}/statm").read_text().split()[1])
         except (OSError, IndexError, ValueError):

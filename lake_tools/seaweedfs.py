@@ -20,7 +20,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -31,7 +30,18 @@ from pathlib import Path
 import boto3
 from botocore.config import Config
 
-from lake_tools.processes import free_ports, reap, start_watchdog
+from lake_tools.processes import (
+    exited_at_start,
+    free_ports,
+    is_running,
+    kill_process,
+    reap,
+    start_process,
+    start_watchdog,
+    stop_pid,
+    stop_process,
+    wait_until_ready,
+)
 
 # Every listener of `weed mini`; each one gets an explicit port.
 LISTENERS = (
@@ -136,16 +146,8 @@ class SeaweedS3:
             (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
         env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
         env.update(AWS_ACCESS_KEY_ID=self.access_key, AWS_SECRET_ACCESS_KEY=self.secret_key)
-        with open(self.data_dir / "log" / "weed.out", "ab") as out:
-            self.process = subprocess.Popen(
-                self.command(),
-                env=env,
-                cwd=self.data_dir,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # Ctrl-C in a terminal reaches pytest, not the server directly
-            )
+        # A session of its own: Ctrl-C in a terminal reaches pytest, not the server directly.
+        self.process = start_process(self.command(), output=self.data_dir / "log" / "weed.out", env=env, cwd=self.data_dir)
         if watch_owner:
             self._watcher = start_watchdog(pids=[self.process.pid])
         try:
@@ -157,20 +159,15 @@ class SeaweedS3:
 
     def _wait_ready(self, timeout: float) -> None:
         client = self.boto3_client(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=1, read_timeout=5)
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"SeaweedFS exited with {self.process.returncode} at start; log:\n{self.log_tail()}")
-            try:
-                client.list_buckets()
-                if self._volumes_registered():
-                    return
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(
-                        f"SeaweedFS S3 not answering on {self.endpoint_url} after {timeout}s; log:\n{self.log_tail()}"
-                    ) from None
-                time.sleep(0.1)
+        wait_until_ready(
+            f"SeaweedFS S3 on {self.endpoint_url} ({timeout}s)",
+            lambda: client.list_buckets() and self._volumes_registered(),
+            deadline=time.monotonic() + timeout,
+            exited=exited_at_start(self.process, "SeaweedFS", lambda: f"; log:\n{self.log_tail()}"),
+            detail=lambda: f"; log:\n{self.log_tail()}",
+            every=0.1,
+            retry_on=Exception,  # botocore's errors (connection refused, a 5xx while it starts) are no OSErrors
+        )
 
     def _volumes_registered(self) -> bool:
         """After a restart, S3 answers before the volume server has re-registered its volumes with
@@ -190,9 +187,7 @@ class SeaweedS3:
     def kill(self) -> None:
         """SIGKILL the server, as a crash would: no flush, no goodbye. The data dir stays."""
         if self.process is not None:
-            if self.process.poll() is None:
-                os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+            kill_process(self.process)
         self._stop_watcher()
 
     def restart(self, timeout: float = 30) -> "SeaweedS3":
@@ -216,13 +211,8 @@ class SeaweedS3:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def _terminate(self, timeout: float = 5) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        if self.process is not None:
+            stop_process(self.process, timeout, every=0.05)
         self._stop_watcher()
 
     def _stop_watcher(self) -> None:
@@ -284,11 +274,7 @@ def _state_file(directory: Path) -> Path:
 
 def _is_our_weed(pid: int, directory: Path) -> bool:
     """The recorded PID still belongs to a `weed mini` on this directory (not a reused PID)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return bool(cmdline) and cmdline[0].endswith(b"weed") and f"-dir={directory / 'data'}".encode() in cmdline
+    return is_running(pid, "weed", f"-dir={directory / 'data'}")
 
 
 def up(directory: Path, s3_port: int, buckets: list[str]) -> None:
@@ -318,12 +304,7 @@ def down(directory: Path, timeout: float = 15) -> None:
     recorded = json.loads(state.read_text())
     pid = recorded["pid"]
     if _is_our_weed(pid, directory):
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while _is_our_weed(pid, directory) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if _is_our_weed(pid, directory):
-            os.kill(pid, signal.SIGKILL)
+        stop_pid(pid, timeout, every=0.1)
         print(f"SeaweedFS (pid {pid}) stopped; data kept in {directory}")
     else:
         print(f"SeaweedFS (pid {pid}) was not running")
