@@ -40,10 +40,11 @@ test-fast: install
 	@PYTHON=$(PYTHON) lake_tools/bootstrap.sh run
 	$(BIN)/python -m pytest -m "not e2e"
 
-## ruff (lint + format check) and Dagster's own check of the definitions.
+## ruff (lint, docstrings, format check), mypy on the package, and Dagster's own check of the definitions.
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/dg check defs
 
 ## `make run` on a local S3: SeaweedFS on 127.0.0.1:8333 (other ports: SeaweedFS defaults), data kept
@@ -75,7 +76,7 @@ spark-down:
 
 ## Turn a lake published before Iceberg (_manifest.json per folder) into Iceberg tables, in place.
 migrate: install
-	@$(BIN)/python -m lake_assets.tables.migrate
+	@$(BIN)/python -m lake_assets.cli.migrate
 
 ## A local Glue Data Catalog (moto, in memory) on 127.0.0.1:5000 to try PYICEBERG_CATALOG__LAKE__TYPE=glue.
 glue-up: install
@@ -101,15 +102,18 @@ DAYS  ?= 30
 seed-history: install
 	@$(BIN)/python -m lake_tools.seed_history --start $(START) --days $(DAYS)
 
-## Every benchmark, each printing a side-by-side table (minutes).
+## Every benchmark in bench/, each printing a side-by-side table (long: best on an idle machine).
+## record.py runs one and writes its table into docs/performance.md, between that benchmark's markers.
 bench: install
 	@PYTHON=$(PYTHON) lake_tools/bootstrap.sh run
-	$(BIN)/python bench/bench_filmes.py
-	$(BIN)/python bench/bench_s3_publish.py
-	$(BIN)/python bench/bench_tmdb_collect.py
-	$(BIN)/python bench/bench_backfill_sensor.py
-	$(BIN)/python bench/bench_iceberg.py
-	$(BIN)/python bench/bench_cluster.py
+	$(BIN)/python bench/record.py bench/bench_filmes.py
+	$(BIN)/python bench/record.py bench/bench_contract.py
+	$(BIN)/python bench/record.py bench/bench_s3_publish.py
+	$(BIN)/python bench/record.py bench/bench_tmdb_collect.py
+	$(BIN)/python bench/record.py bench/bench_tmdb_runs.py
+	$(BIN)/python bench/record.py bench/bench_backfill_sensor.py
+	$(BIN)/python bench/record.py bench/bench_iceberg.py
+	$(BIN)/python bench/record.py bench/bench_cluster.py
 
 clean:
 	rm -rf lake .dagster_home .spark .moto test-artifacts bench/out
