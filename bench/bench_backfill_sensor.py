@@ -20,8 +20,6 @@ import datetime as dt
 import os
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -31,48 +29,23 @@ from pathlib import Path
 # this benchmark starts (set before lake_assets is imported, as the tests' conftest does).
 os.environ["TMDB_START_DATE"] = "2024-01-01"
 
+from common import START, materialize_tmdb, print_table, rows_per_day
 from dagster import build_sensor_context, instance_for_test  # noqa: E402
 from dagster_aws.s3.sensor import get_objects
 
-from lake_assets.resources.lake import LakeResource
-from lake_assets.sensors import MODIFIED_RESOLUTION_S, RESCAN_INTERVAL_S, TICK_INTERVAL_S, evaluate
-from lake_assets.storage.s3 import S3Storage
+from lake_assets.defs.resources.lake import LakeResource
+from lake_assets.defs.sensors import MODIFIED_RESOLUTION_S, TICK_INTERVAL_S, evaluate
+from lake_assets.lib.raw_listing import RESCAN_INTERVAL_S
+from lake_assets.lib.storage.s3 import S3Storage
 from lake_tools.devserver import SparkConnectServer
-from lake_tools.duckdb_lake import rows_per_day
 from lake_tools.processes import free_port
 from lake_tools.seaweedfs import REGION, SeaweedS3
 from lake_tools.seed_history import seed, snapshot_records
 
-ROOT = Path(__file__).resolve().parents[1]
-
-START = dt.date(2024, 1, 1)
-
 
 def materialize(lake_root: Path, workdir: Path, remote: str | None, *selection: str) -> float:
     """One `dagster asset materialize` process for trusted/tmdb; its wall time."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "LAKE_", "SPARK_REMOTE", "TMDB_"))}
-    env["LAKE_ROOT"] = str(lake_root)
-    env["TMDB_START_DATE"] = START.isoformat()
-    if remote:
-        env["SPARK_REMOTE"] = remote
-    command = [
-        sys.executable,
-        "-m",
-        "dagster",
-        "asset",
-        "materialize",
-        "-m",
-        "lake_assets.definitions",
-        "--select",
-        "trusted/tmdb",
-        *selection,
-    ]
-    started = time.monotonic()
-    result = subprocess.run(command, env=env, cwd=workdir, capture_output=True, text=True)
-    elapsed = time.monotonic() - started
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return elapsed
+    return materialize_tmdb(lake_root, workdir, remote, *selection)[0]
 
 
 def bench_spark(days: int, sample_runs: int, work: Path) -> list[tuple[str, str, str]]:
@@ -249,15 +222,6 @@ def bench_sensor(objects: int, work: Path) -> list[tuple[str, str, str, str]]:
     ]
 
 
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
-    print()
-    print(" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
-    print("-|-".join("-" * w for w in widths))
-    for row in rows:
-        print(" | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--days", type=int, default=90)
@@ -272,10 +236,12 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if spark_rows:
-        _table(("measurement", "time", "notes"), spark_rows)
+        print()
+        print_table(("measurement", "time", "notes"), spark_rows)
         print(f"\nmachine: {os.cpu_count()} cores; each run is a whole `dagster asset materialize` process (start-up included)")
     if sensor_rows:
-        _table(
+        print()
+        print_table(
             ("raw_arrivals_sensor on SeaweedFS", "before: no folder listing", "after: folders listed each tick", "notes"),
             sensor_rows,
         )

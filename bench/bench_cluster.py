@@ -12,13 +12,10 @@ process start and Dagster's own work.
 """
 
 import argparse
-import datetime as dt
 import os
 import re
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,31 +24,22 @@ os.environ["TMDB_START_DATE"] = "2024-01-01"  # before lake_assets is imported: 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
 import requests  # noqa: E402
+from common import START, materialize_tmdb, print_table, rows_per_day  # noqa: E402
 
-from lake_assets.resources.lake import LakeResource  # noqa: E402
+from lake_assets.defs.resources.lake import LakeResource  # noqa: E402
 from lake_tools.cluster import StandaloneCluster  # noqa: E402
 from lake_tools.devserver import SparkConnectServer  # noqa: E402
-from lake_tools.duckdb_lake import rows_per_day  # noqa: E402
 from lake_tools.processes import free_port, reap, start_watchdog  # noqa: E402
 from lake_tools.seed_history import seed  # noqa: E402
 
-START = "2024-01-01"
 _STEP_TIME = re.compile(r'Finished execution of step "trusted__tmdb" in (\S+)\.')
 _UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
 
 
 def materialize(lake_root: Path, workdir: Path, remote: str, first: str, last: str) -> tuple[float, float]:
     """One `dagster asset materialize` process over the range: (wall seconds, step seconds)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "LAKE_", "SPARK_REMOTE"))}
-    env.update(LAKE_ROOT=str(lake_root), SPARK_REMOTE=remote)
-    command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "lake_assets.definitions"]
-    command += ["--select", "trusted/tmdb", "--partition-range", f"{first}...{last}"]
-    started = time.monotonic()
-    result = subprocess.run(command, env=env, cwd=workdir, capture_output=True, text=True)
-    wall = time.monotonic() - started
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    found = _STEP_TIME.search(result.stdout + result.stderr)
+    wall, output = materialize_tmdb(lake_root, workdir, remote, "--partition-range", f"{first}...{last}")
+    found = _STEP_TIME.search(output)
     if found is None:
         raise RuntimeError("no step duration in the run's output")
     # Dagster's format_duration: "950ms", "12.3s", "1m5s"
@@ -123,7 +111,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-cluster-"))
     try:
         lake_root = work / "lake"
-        landed = seed(LakeResource(root=str(lake_root)), dt.date.fromisoformat(START), args.days)
+        landed = seed(LakeResource(root=str(lake_root)), START, args.days)
         raw_mb = sum(p.stat().st_size for p in (lake_root / "raw").rglob("*.jsonl")) / 1e6
         results = [
             bench("local[2] Connect server (baseline)", None, work, lake_root, landed, args.runs),
@@ -154,12 +142,8 @@ def main() -> None:
         )
         for r in results
     ]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     print(f"\ntrusted/tmdb, one range run of {args.days} days ({sum(landed.values()):,} rows, {raw_mb:.0f} MB of raw JSON)")
-    print(" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
-    print("-|-".join("-" * w for w in widths))
-    for row in rows:
-        print(" | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+    print_table(header, rows)
     print(
         f"\nbaseline wall {base_wall:.1f} s; machine: {os.cpu_count()} cores shared by every JVM; each run is a whole "
         "`dagster asset materialize` process; workers 1 GiB, executors 768 MiB, 1 core each; task time: the "

@@ -19,11 +19,11 @@ from pathlib import Path
 
 from pyspark.sql import types as T
 
-from lake_assets.contracts import FILMES, Contract
-from lake_assets.contracts.evaluate import split
-from lake_assets.resources import SparkResource
-from lake_assets.transforms.columns import CORRUPT
-from lake_assets.transforms.filmes import Dialect, csv_options, filmes_from_strings
+from lake_assets.defs.resources import SparkResource
+from lake_assets.lib.contracts import FILMES, Contract
+from lake_assets.lib.contracts.evaluate import split
+from lake_assets.lib.transforms.columns import CORRUPT
+from lake_assets.lib.transforms.filmes import Dialect, csv_options, filmes_from_strings
 from lake_tools.sample_filmes import HEADER, write_filmes_csv
 
 

@@ -8,7 +8,6 @@ session: the driver JVM is in the tree).
 """
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
@@ -16,10 +15,10 @@ import tempfile
 import textwrap
 from pathlib import Path
 
+from common import DEFINITIONS, bench_env
+
 from lake_tools.processes import timed_run
 from lake_tools.sample_filmes import write_filmes_csv
-
-ROOT = Path(__file__).resolve().parents[1]
 
 PLAIN_SPARK = textwrap.dedent(
     """
@@ -67,8 +66,8 @@ def main() -> None:
         # Real files have a few bad rows (the programme's seed: 2 in 2,000): the asset quarantines them,
         # the plain script and DuckDB turn their values into nulls.
         csv = write_filmes_csv(work / "filmes.csv", args.rows, seed=11, bad_rows=bad_rows)
-        env = {**os.environ, "LAKE_ROOT": str(work / "lake"), "SPARK_LOCAL_IP": "127.0.0.1"}
-        env.pop("SPARK_REMOTE", None)
+        # A classic session in each process, and a catalog in the temporary lake, whatever the shell says.
+        env = bench_env(LAKE_ROOT=str(work / "lake"), SPARK_LOCAL_IP="127.0.0.1")
         py = sys.executable
         dagster = str(Path(py).parent / "dagster")
         # Land the raw file once (not timed): the asset under test is trusted/filmes.
@@ -78,7 +77,7 @@ def main() -> None:
                 "asset",
                 "materialize",
                 "-m",
-                "lake_assets.definitions",
+                DEFINITIONS,
                 "--select",
                 "raw/filmes_csv",
                 "--config-json",
@@ -97,7 +96,7 @@ def main() -> None:
                 "asset",
                 "materialize",
                 "-m",
-                "lake_assets.definitions",
+                DEFINITIONS,
                 "--select",
                 "trusted/filmes",
             ],

@@ -41,15 +41,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# Before lake_assets is imported: the daily partitions of this history start in 2024.
-os.environ["TMDB_START_DATE"] = "2024-01-01"
-os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+from common import DEFINITIONS, ROOT, START, STEERING, bench_env
+
 # What points the lake, its catalog, Spark and S3 somewhere: set per case below, never inherited (but
 # kept when the instrumented CLI of part 2 imports this module for its timers).
-STEERING = ("LAKE_", "PYICEBERG_CATALOG__LAKE__", "AWS_", "SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED", "DAGSTER_")
 if __name__ == "__main__":
     for _name in [n for n in os.environ if n.startswith(STEERING)]:
         del os.environ[_name]
+# Before lake_assets is imported: the daily partitions of this history start in 2024.
+os.environ["TMDB_START_DATE"] = START.isoformat()
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
@@ -58,15 +59,15 @@ from pyiceberg.catalog import load_catalog  # noqa: E402
 from pyiceberg.expressions import EqualTo  # noqa: E402
 from pyspark.sql import SparkSession  # noqa: E402
 
-from lake_assets import definitions, io_managers  # noqa: E402
-from lake_assets.assets import raw, trusted  # noqa: E402
-from lake_assets.io_managers import TrustedParquetIOManager  # noqa: E402
-from lake_assets.partitions import dt_path  # noqa: E402
-from lake_assets.resources import LakeResource, lake_resource_from_env  # noqa: E402
-from lake_assets.resources import catalog as catalog_resource  # noqa: E402
-from lake_assets.staging import SparkStage  # noqa: E402
-from lake_assets.tables import catalog as table_catalog  # noqa: E402
-from lake_assets.tables import iceberg, maintenance  # noqa: E402
+from lake_assets.defs import definitions, io_managers  # noqa: E402
+from lake_assets.defs.assets import raw, trusted  # noqa: E402
+from lake_assets.defs.io_managers.trusted import TrustedParquetIOManager  # noqa: E402
+from lake_assets.defs.resources import LakeResource, lake_resource_from_env  # noqa: E402
+from lake_assets.defs.resources import catalog as catalog_resource  # noqa: E402
+from lake_assets.lib.partitions import dt_path  # noqa: E402
+from lake_assets.lib.staging import SparkStage  # noqa: E402
+from lake_assets.lib.tables import catalog as table_catalog  # noqa: E402
+from lake_assets.lib.tables import iceberg, maintenance  # noqa: E402
 from lake_tools.devserver import SparkConnectServer, prepare_dagster_home  # noqa: E402
 from lake_tools.duckdb_lake import open_lake  # noqa: E402
 from lake_tools.postgres import Postgres  # noqa: E402
@@ -74,8 +75,6 @@ from lake_tools.processes import free_port, output_to, timed_run  # noqa: E402
 from lake_tools.seaweedfs import SeaweedS3  # noqa: E402
 from lake_tools.seed_history import seed, snapshot_records  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-START = dt.date(2024, 1, 1)
 TABLE = "trusted/tmdb"
 IDENTIFIER = table_catalog.table_identifier(TABLE)
 BUCKET = "bench-iceberg"
@@ -347,20 +346,21 @@ sys.exit(main())
 
 def one_day_as_users_run_it(spark: SparkConnectServer, work: Path, repeat: int) -> None:
     lake_root, home = work / "lake-cli", prepare_dagster_home(work / "home-cli")
-    env = {k: v for k, v in os.environ.items() if not k.startswith((*STEERING, "TMDB_"))}
-    env.update(LAKE_ROOT=str(lake_root), SPARK_REMOTE=spark.remote, TMDB_START_DATE=START.isoformat(), DAGSTER_HOME=str(home))
+    env = bench_env(
+        LAKE_ROOT=str(lake_root), SPARK_REMOTE=spark.remote, TMDB_START_DATE=START.isoformat(), DAGSTER_HOME=str(home)
+    )
     env["TOY_EXECUTOR"] = "in_process"  # the toy on the project's executor: no step process for either
     today = dt.datetime.now(dt.UTC).date().isoformat()
     materialize_day = ["asset", "materialize", "--partition", today]
     dagster = [str(Path(sys.executable).parent / "dagster"), *materialize_day]
     # Today's raw files, landed by the project's own raw asset (the offline snapshot): not timed.
-    timed_run([*dagster, "-m", "lake_assets.definitions", "--select", "raw/tmdb_json"], env, work)
+    timed_run([*dagster, "-m", DEFINITIONS, "--select", "raw/tmdb_json"], env, work)
     toy, project = "toy (in-process)", "trusted/tmdb"
     selections = {
         toy: ["-f", str(ROOT / "bench" / "toy_partition.py"), "--select", "toy"],
-        project: ["-m", "lake_assets.definitions", "--select", "trusted/tmdb"],
+        project: ["-m", DEFINITIONS, "--select", "trusted/tmdb"],
     }
-    imports = {toy: ("toy_partition", ROOT / "bench"), project: ("lake_assets.definitions", work)}
+    imports = {toy: ("toy_partition", ROOT / "bench"), project: (DEFINITIONS, work)}
     runs: dict[str, list] = {name: [] for name in selections}
     import_times: dict[str, list[float]] = {name: [] for name in selections}
     imported: dict[str, Counter] = {}
@@ -566,7 +566,7 @@ def main() -> None:
     postgres = Postgres(work / "pg")
     s3 = SeaweedS3(work / "s3")
     try:
-        print(f"starting Spark Connect, PostgreSQL and SeaweedFS; run logs in {log} ...", flush=True)
+        print(f"starting Spark Connect, PostgreSQL and SeaweedFS; run logs in {log} ...", file=sys.stderr, flush=True)
         spark.start()
         spark.warm_up()
         postgres.start()
@@ -599,13 +599,13 @@ def main() -> None:
                 {**base, "LAKE_ROOT": f"s3://{BUCKET}/lake", "LAKE_S3_PATH_STYLE": "1", **s3.env()},
             ),
         ]
-        print(f"seeding {args.days} days of raw history, locally and on S3 ...", flush=True)
+        print(f"seeding {args.days} days of raw history, locally and on S3 ...", file=sys.stderr, flush=True)
         records = snapshot_records()
         landed = seed(LakeResource(root=str(local_raw)), START, args.days, records)
         with environment(cases[2].environ):
             seed(lake_resource_from_env().process_config_and_initialize(), START, args.days, records)
         days = sorted(landed)
-        print("1. runs in process ...", flush=True)
+        print("1. runs in process ...", file=sys.stderr, flush=True)
         commit_in_runs(cases, days, work, args.repeat, log)
         # The Connect client the in-process runs shared: stopped before the server is.
         SparkSession.builder.remote(spark.remote).getOrCreate().stop()
@@ -614,7 +614,7 @@ def main() -> None:
         movies = {"1 day": landed[days[-1]], f"{len(days)} days": sum(landed.values())}
         print_commit_table(cases, args.repeat, movies)
 
-        print("\n2. whole processes ...", flush=True)
+        print("2. whole processes ...", file=sys.stderr, flush=True)
         one_day_as_users_run_it(spark, work, args.repeat)
         spark.stop()
 

@@ -28,9 +28,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from lake_assets.storage import LocalStorage
-from lake_assets.storage.publish import MANIFEST, publish
-from lake_assets.storage.s3 import S3Storage
+from lake_assets.lib.storage import LocalStorage
+from lake_assets.lib.storage.publish import MANIFEST, publish
+from lake_assets.lib.storage.s3 import S3Storage
 from lake_tools.seaweedfs import SeaweedS3
 
 BUCKET = "bench"

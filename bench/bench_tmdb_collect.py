@@ -15,13 +15,14 @@ import logging
 import time
 
 import urllib3
+from common import print_table
 
-from lake_assets.resources.tmdb import TMDBResource
+from lake_assets.defs.resources.tmdb import TMDBResource
 from lake_tools.fake_tmdb import API_KEY, TOKEN, FakeTMDB, expected_records
 
 
 def seed_style_collect(base_url: str, pages: int) -> list[dict]:
-    """The seed's loop (see shared/seed/processamento-trusted.md), sequential, paging fixed."""
+    """The seed's loop (the original Glue script's trusted step), sequential, paging fixed."""
     kept = []
     for page in range(1, pages + 1):
         http = urllib3.PoolManager()
@@ -90,9 +91,7 @@ def main() -> None:
         )
         for r in (ours, seed)
     ]
-    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
-    for row in (header, tuple("-" * w for w in widths), *rows):
-        print("| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |")
+    print_table(header, rows)
 
     speedup = seed["wall"] / ours["wall"]
     print(

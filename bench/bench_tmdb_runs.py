@@ -11,7 +11,6 @@
 """
 
 import argparse
-import datetime as dt
 import json
 import os
 import shutil
@@ -23,15 +22,13 @@ from pathlib import Path
 # Before lake_assets is imported: the daily partitions of this history start in 2024.
 os.environ["TMDB_START_DATE"] = "2024-01-01"
 
+from common import DEFINITIONS, ROOT, START, bench_env  # noqa: E402
 from dagster import DagsterEventType, DagsterInstance  # noqa: E402
 
-from lake_assets.resources import LakeResource  # noqa: E402
+from lake_assets.defs.resources import LakeResource  # noqa: E402
 from lake_tools.devserver import SparkConnectServer  # noqa: E402
 from lake_tools.processes import free_port, timed_run  # noqa: E402
 from lake_tools.seed_history import seed, snapshot_records  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-START = dt.date(2024, 1, 1)
 
 
 def in_run(home: Path) -> tuple[float, int]:
@@ -64,13 +61,14 @@ def main() -> None:
         lake_root, home = work / "lake", work / "home"
         home.mkdir()
         shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "LAKE_", "SPARK_REMOTE", "TMDB_"))}
-        env.update(LAKE_ROOT=str(lake_root), SPARK_REMOTE=spark.remote, TMDB_START_DATE=START.isoformat(), DAGSTER_HOME=str(home))
-        print(f"seeding {args.days_all} days of raw history ...", flush=True)
+        env = bench_env(
+            LAKE_ROOT=str(lake_root), SPARK_REMOTE=spark.remote, TMDB_START_DATE=START.isoformat(), DAGSTER_HOME=str(home)
+        )
+        print(f"seeding {args.days_all} days of raw history ...", file=sys.stderr, flush=True)
         landed = seed(LakeResource(root=str(lake_root)), START, args.days_all, snapshot_records())
         days = sorted(landed)
         dagster = [str(Path(sys.executable).parent / "dagster"), "asset", "materialize"]
-        project = [*dagster, "-m", "lake_assets.definitions", "--select", "trusted/tmdb"]
+        project = [*dagster, "-m", DEFINITIONS, "--select", "trusted/tmdb"]
         toy = [*dagster, "-f", str(ROOT / "bench" / "toy_partition.py"), "--select", "toy"]
 
         # 1. One partition, project vs toy, interleaved so that both see the same machine.
