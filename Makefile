@@ -31,9 +31,10 @@ test: install
 	@PYTHON=$(PYTHON) lake_tools/bootstrap.sh test
 	$(BIN)/python -m pytest
 
-## The tests that start no JVM and no server (conftest.py marks them `unit`): the inner loop.
+## The tests that start no JVM and no server (conftest.py marks them `unit`): the inner loop, one
+## worker per core (they share no server, so they need no session of their own).
 test-unit: install
-	$(BIN)/python -m pytest -m unit -q
+	$(BIN)/python -m pytest -m unit -q -n auto
 
 ## Everything but the slow end-to-end tests (daemon, webserver, browser, cluster).
 test-fast: install
