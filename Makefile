@@ -8,6 +8,7 @@ export SPARK_LOCAL_IP ?= 127.0.0.1
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
 .PHONY: install run test test-unit test-fast lint bench dev clean run-s3 s3-down spark-up spark-down cluster-up cluster-down seed-history \
+        deploy-up deploy-down \
         migrate glue-up glue-down
 
 # pyspark is a 456 MB sdist: pip's cache (~/.cache/pip) keeps the built wheel between runs.
@@ -75,6 +76,15 @@ spark-up: install
 spark-down:
 	@$(BIN)/python -m lake_tools.devserver spark-down
 
+## The production topology on this machine: PostgreSQL storage, a gRPC code server, the webserver and
+## the daemon, each its own process (pids and logs in .deploy/), on 127.0.0.1 and free ports unless
+## DEPLOY_ARGS says otherwise (--port 3000 --grpc-port N --pg-port N). Ends with the UI's URL.
+deploy-up: install
+	@PYTHON=$(PYTHON) lake_tools/bootstrap.sh test
+	@$(BIN)/python -m lake_tools.deploy up --dir .deploy $(DEPLOY_ARGS)
+deploy-down:
+	@$(BIN)/python -m lake_tools.deploy down --dir .deploy
+
 ## Turn a lake published before Iceberg (_manifest.json per folder) into Iceberg tables, in place.
 migrate: install
 	@$(BIN)/python -m lake_assets.cli.migrate
@@ -117,4 +127,4 @@ bench: install
 	$(BIN)/python bench/record.py bench/bench_cluster.py
 
 clean:
-	rm -rf lake .dagster_home .spark .moto test-artifacts bench/out
+	rm -rf lake .dagster_home .spark .moto test-artifacts bench/out .deploy
