@@ -12,39 +12,31 @@ import os
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal, Self
 
-from dagster import DefaultSensorStatus
+from dagster import DefaultSensorStatus, EnvVar
 from dagster._utils.schedules import is_valid_cron_string
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 _BOOL = TypeAdapter(bool)
 
-# Variables whose values are secrets: bound as EnvVar when set, redacted from every message.
-SECRET_VARIABLES = (
-    "TMDB_READ_ACCESS_TOKEN",
-    "TMDB_API_KEY",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "LAKE_ALERT_WEBHOOK_URL",
-)
-# What the README documents besides: read by pyiceberg itself, or by Spark and Java.
+# Variables whose values are secrets, with what each is: bound as an EnvVar when set (never read
+# into a setting), redacted from every message, and documented in the README's table.
+SECRET_VARIABLES = {
+    "TMDB_READ_ACCESS_TOKEN": "TMDB v4 read access token (Bearer header, preferred)",
+    "TMDB_API_KEY": "TMDB v3 key (query string), redacted from every log line and error",
+    "AWS_ACCESS_KEY_ID": "with the next two, S3 credentials; unset = the AWS chain (profile, SSO, role)",
+    "AWS_SECRET_ACCESS_KEY": "S3 credentials",
+    "AWS_SESSION_TOKEN": "S3 credentials (temporary ones)",
+    "LAKE_ALERT_WEBHOOK_URL": "Slack-compatible incoming webhook for alerts; unset = alerts off",
+}
+# What the README documents besides: read by pyiceberg itself, or by Java.
 OTHER_VARIABLES = (
     (
         "PYICEBERG_CATALOG__LAKE__*",
-        "–",
         "the Iceberg catalog `lake` of the trusted tables, in pyiceberg's own words (or `.pyiceberg.yaml`): "
         "`..__URI=postgresql+psycopg://user:pw@host/db` (shared by writers and hosts), `..__TYPE=glue` (Glue "
         "Iceberg tables for Athena); unset = a SQLite file in the lake (`<trusted root>/_catalog/lake.db`)",
     ),
-    ("JAVA_HOME", "–", "the JVM for a classic Spark session (Java 17+)"),
-    (
-        "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN",
-        "–",
-        "passed as `EnvVar`s when set (resolved at run time, never stored or logged); else the AWS chain",
-    ),
-    ("TMDB_READ_ACCESS_TOKEN", "–", "TMDB v4 read access token (Bearer header, preferred); a secret"),
-    ("TMDB_API_KEY", "–", "TMDB v3 key (query string); a secret, redacted from every log line and error"),
-    ("LAKE_ALERT_WEBHOOK_URL", "–", "Slack-compatible incoming webhook for alerts; a secret; unset = alerts off"),
+    ("JAVA_HOME", "the JVM for a classic Spark session (Java 17+)"),
 )
 
 
@@ -283,6 +275,12 @@ class Settings(BaseModel):
     automation: AutomationSettings = AutomationSettings()
     secrets_set: frozenset[str] = frozenset()  # names of the secret variables that are set, never their values
 
+    def secrets(self, fields: Mapping[str, str]) -> dict[str, Any]:
+        """`{field: EnvVar(variable)}` for each secret variable that is set: Dagster resolves it at
+        run time and never stores it, and an unset one is left out (its `EnvVar` would fail the run).
+        Typed Any: mypy checks a `**` value against every field, and an EnvVar is a str."""
+        return {field: EnvVar(variable) for field, variable in fields.items() if variable in self.secrets_set}
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
         environ = os.environ if environ is None else environ
@@ -320,5 +318,8 @@ def configuration_table() -> str:
             shown = "–" if default is None else ("on" if default is True else "off" if default is False else f"`{default}`")
             variables = " or ".join(f"`{name}`" for name in names)
             rows.append(f"| {variables} | {shown} | {info.description} |")
-    rows += [f"| `{name}` | {default} | {meaning} |" for name, default, meaning in OTHER_VARIABLES]
+    rows += [f"| `{name}` | – | {meaning} |" for name, meaning in OTHER_VARIABLES]
+    rows += [
+        f"| `{name}` | – | a secret, bound as an `EnvVar` when set: {meaning} |" for name, meaning in SECRET_VARIABLES.items()
+    ]
     return "\n".join(rows)

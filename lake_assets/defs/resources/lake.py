@@ -7,9 +7,8 @@ launchpad describes each one; the fields below add what the lake needs besides.
 """
 
 import threading
-from typing import Any, Literal
+from typing import Literal
 
-from dagster import EnvVar
 from dagster_aws.s3.resources import ResourceWithS3Configuration
 from pydantic import Field, PrivateAttr, field_validator
 
@@ -127,14 +126,11 @@ def lake_resource_from_env(settings: Settings | None = None) -> LakeResource:
     are `EnvVar`s, resolved at run time and never stored; each is passed only when its variable is
     set, otherwise boto3's chain (profile, SSO, instance or task role) supplies them."""
     settings = settings or Settings.from_env()
-    # Any: mypy checks a `**` value against every field's type; an EnvVar is a str, resolved at run time.
-    credentials: dict[str, Any] = {
-        field: EnvVar(variable)
-        for field, variable in (
-            ("aws_access_key_id", "AWS_ACCESS_KEY_ID"),
-            ("aws_secret_access_key", "AWS_SECRET_ACCESS_KEY"),
-            ("aws_session_token", "AWS_SESSION_TOKEN"),
-        )
-        if variable in settings.secrets_set
-    }
+    credentials = settings.secrets(
+        {
+            "aws_access_key_id": "AWS_ACCESS_KEY_ID",
+            "aws_secret_access_key": "AWS_SECRET_ACCESS_KEY",
+            "aws_session_token": "AWS_SESSION_TOKEN",
+        }
+    )
     return LakeResource(**settings.lake.model_dump(), **credentials)

@@ -2,7 +2,6 @@
 is lake_assets/lib/tmdb_client.py."""
 
 import logging
-from typing import Any
 
 import dagster
 from pydantic import Field
@@ -53,11 +52,6 @@ def tmdb_resource_from_env(settings: Settings | None = None) -> TMDBResource:
     """The resource for a deployment. Secrets are `EnvVar`s, resolved by Dagster at run time; each is
     passed only when its variable is set (an `EnvVar` of an unset variable fails the run)."""
     settings = settings or Settings.from_env()
-    # Any: mypy checks a `**` value against every field's type; an EnvVar is a str, resolved at run time.
-    secrets: dict[str, Any] = {
-        field: dagster.EnvVar(variable)
-        for field, variable in (("read_access_token", "TMDB_READ_ACCESS_TOKEN"), ("api_key", "TMDB_API_KEY"))
-        if variable in settings.secrets_set
-    }
+    secrets = settings.secrets({"read_access_token": "TMDB_READ_ACCESS_TOKEN", "api_key": "TMDB_API_KEY"})
     tmdb = settings.tmdb
     return TMDBResource(base_url=tmdb.base_url, language=tmdb.language, pages=tmdb.pages, **secrets)

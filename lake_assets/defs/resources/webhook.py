@@ -1,10 +1,9 @@
 """The alert webhook resource: where alerts go (lake_assets/defs/alerts.py decides what and when)."""
 
 import time
-from typing import Any
 
 import requests
-from dagster import AssetKey, ConfigurableResource, EnvVar
+from dagster import AssetKey, ConfigurableResource
 from pydantic import Field
 
 from lake_assets.defs.settings import Settings
@@ -64,6 +63,4 @@ def alert_webhook_from_env(settings: Settings | None = None) -> AlertWebhook:
     """The webhook as the environment describes it; the URL is bound as an `EnvVar` only when set (an
     `EnvVar` of an unset variable fails every evaluation)."""
     settings = settings or Settings.from_env()
-    # Any: mypy checks a `**` value against every field's type; an EnvVar is a str, resolved at run time.
-    url: dict[str, Any] = {"url": EnvVar(WEBHOOK_VARIABLE)} if WEBHOOK_VARIABLE in settings.secrets_set else {}
-    return AlertWebhook(ui_base_url=settings.alerts.ui_base_url, **url)
+    return AlertWebhook(ui_base_url=settings.alerts.ui_base_url, **settings.secrets({"url": WEBHOOK_VARIABLE}))
