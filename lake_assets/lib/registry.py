@@ -29,30 +29,12 @@ class Dataset:
             return None
         return getattr(importlib.import_module("lake_assets.lib.contracts"), self.contract_name)
 
-    @property
-    def name(self) -> str:
-        """`trusted/tmdb`: the asset key as the UI writes it."""
-        return "/".join(self.key)
-
-    @property
-    def zone(self) -> str:
-        return self.path.split("/", 1)[0]
-
 
 RAW_FILMES = Dataset(key=("raw", "filmes_csv"), path="raw/filmes/filmes.csv", daily=False)
 RAW_TMDB = Dataset(key=("raw", "tmdb_json"), path="raw/tmdb", daily=True)
 TRUSTED_FILMES = Dataset(key=("trusted", "filmes"), path="trusted/filmes", daily=False, contract_name="FILMES")
 TRUSTED_TMDB = Dataset(key=("trusted", "tmdb"), path="trusted/tmdb", daily=True, contract_name="TMDB")
 
-DATASETS = (RAW_FILMES, RAW_TMDB, TRUSTED_FILMES, TRUSTED_TMDB)
 TRUSTED = (TRUSTED_FILMES, TRUSTED_TMDB)  # the Iceberg tables
 # Which trusted table each raw dataset feeds.
 TRUSTED_OF = {RAW_FILMES: TRUSTED_FILMES, RAW_TMDB: TRUSTED_TMDB}
-
-
-def trusted_table(path: str) -> Dataset:
-    """The trusted table at `path` (`trusted/tmdb`), or a ValueError naming the tables there are."""
-    for dataset in TRUSTED:
-        if dataset.path == path:
-            return dataset
-    raise ValueError(f"no trusted table {path!r}; the tables are {', '.join(d.path for d in TRUSTED)}")
