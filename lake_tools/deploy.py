@@ -20,8 +20,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+from lake_assets.lib.errors import first_line
 from lake_tools.postgres import DATABASE, ROLE, Postgres, shutdown
-from lake_tools.processes import free_port, is_running, start_process, stop_pid, wait_until_ready
+from lake_tools.processes import free_port, is_running, port_open, start_process, stop_pid, wait_until_ready
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 INSTANCE_TEMPLATE = PROJECT_DIR / "deploy" / "dagster.yaml"
@@ -82,7 +83,7 @@ class Deployment:
 def _code_server(deployment: Deployment, port: int, env: dict[str, str]) -> int:
     command = [str(BIN / "dagster"), "code-server", "start", "-m", CODE_MODULE, "-h", HOST, "-p", str(port)]
     pid = deployment.start("code-server", [*command, "--location-name", LOCATION], env)
-    wait_until_ready(f"the code server on {HOST}:{port}", lambda: _listening(port), deadline=time.monotonic() + 120)
+    wait_until_ready(f"the code server on {HOST}:{port}", lambda: port_open(port, HOST), deadline=time.monotonic() + 120)
     return pid
 
 
@@ -104,18 +105,7 @@ def _check_login(env: dict[str, str]) -> None:
             connect_timeout=10,
         ).close()
     except psycopg.OperationalError as error:
-        reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
-        raise DeployError(f"PostgreSQL refused Dagster's login as {env['DAGSTER_PG_USERNAME']!r}: {reason}") from None
-
-
-def _listening(port: int) -> bool:
-    import socket
-
-    try:
-        socket.create_connection((HOST, port), timeout=1).close()
-    except OSError:
-        return False
-    return True
+        raise DeployError(f"PostgreSQL refused Dagster's login as {env['DAGSTER_PG_USERNAME']!r}: {first_line(error)}") from None
 
 
 def _webserver_ready(port: int) -> bool:
