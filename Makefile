@@ -8,7 +8,7 @@ export SPARK_LOCAL_IP ?= 127.0.0.1
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
 .PHONY: install run test test-unit test-fast lint bench dev clean run-s3 s3-down spark-up spark-down cluster-up cluster-down seed-history \
-        deploy-up deploy-down \
+        deploy-up deploy-reload deploy-down \
         migrate glue-up glue-down
 
 # pyspark is a 456 MB sdist: pip's cache (~/.cache/pip) keeps the built wheel between runs.
@@ -80,8 +80,11 @@ spark-down:
 ## the daemon, each its own process (pids and logs in .deploy/), on 127.0.0.1 and free ports unless
 ## DEPLOY_ARGS says otherwise (--port 3000 --grpc-port N --pg-port N). Ends with the UI's URL.
 deploy-up: install
-	@PYTHON=$(PYTHON) lake_tools/bootstrap.sh test
+	@PYTHON=$(PYTHON) lake_tools/bootstrap.sh deploy
 	@$(BIN)/python -m lake_tools.deploy up --dir .deploy $(DEPLOY_ARGS)
+## A new code version in the running deployment: runs in progress finish on the old code.
+deploy-reload:
+	@$(BIN)/python -m lake_tools.deploy reload-code --dir .deploy
 deploy-down:
 	@$(BIN)/python -m lake_tools.deploy down --dir .deploy
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # What this project needs from the machine, checked in seconds before anything slow starts:
 #   lake_tools/bootstrap.sh run    Python 3.11+ and Java 17+ (Spark)
+#   lake_tools/bootstrap.sh deploy the same, plus PostgreSQL's server (make deploy-up's storage)
 #   lake_tools/bootstrap.sh test   the same, plus Chromium (the UI test drives headless Chromium) and
 #                                  PostgreSQL's server (the tests' throwaway database, lake_tools/postgres.py)
 # A missing piece is installed with apt-get when this runs as root on Debian/Ubuntu; otherwise the
@@ -61,10 +62,10 @@ fi
 
 # Debian keeps the server binaries off PATH, in /usr/lib/postgresql/<version>/bin.
 have_postgres() { command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }
-if [ "$want" = test ] && ! have_postgres; then
+if [ "$want" != run ] && ! have_postgres; then
   if can_apt; then apt_install postgresql-15; fi
   if ! have_postgres; then
-    say "the tests need PostgreSQL's server (initdb, postgres); install it (Debian: sudo apt-get install postgresql-15; macOS: brew install postgresql@15)"
+    say "make $want needs PostgreSQL's server (initdb, postgres); install it (Debian: sudo apt-get install postgresql-15; macOS: brew install postgresql@15)"
     exit 1
   fi
 fi

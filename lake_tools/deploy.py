@@ -7,20 +7,27 @@ PostgreSQL; its credentials reach the processes through their environment, never
 reads. The lake is whatever `make run` would use (LAKE_ROOT and the README's other settings).
 
     python -m lake_tools.deploy up [--dir .deploy] [--port 3000] [--grpc-port N] [--pg-port N]
-    python -m lake_tools.deploy restart-code     # a new code version; the UI and the daemon stay up
+    python -m lake_tools.deploy reload-code      # a new code version; runs in progress finish on the old one
+    python -m lake_tools.deploy restart NAME     # one process again: code-server, webserver, daemon or postgres
     python -m lake_tools.deploy down
+
+Restarts read the settings from the calling environment, as `up` does: run them from the same shell.
 """
 
 import argparse
 import json
 import os
-import shutil
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
+import psutil
+import yaml
+
+from lake_assets.defs.settings import SECRET_VARIABLES, LakeSettings, setting_variables
 from lake_assets.lib.errors import first_line
+from lake_assets.lib.storage import is_s3_root
 from lake_tools.postgres import DATABASE, ROLE, Postgres, shutdown
 from lake_tools.processes import free_port, is_running, port_open, start_process, stop_pid, wait_until_ready
 
@@ -34,6 +41,10 @@ DURABLE = {"fsync": "on", "full_page_writes": "on"}
 BIN = Path(sys.executable).parent
 # What each process runs, to tell it from a process that reused its pid.
 PROGRAMS = {"postgres": "postgres", "code-server": "dagster", "webserver": "dagster-webserver", "daemon": "dagster-daemon"}
+
+
+class DeployError(Exception):
+    """The deployment cannot start or restart: one line, with no secret in it."""
 
 
 class Deployment:
@@ -53,11 +64,13 @@ class Deployment:
     def postgres(self, port: int | None = None) -> Postgres:
         return Postgres(self.directory / "pg", port=port, settings=DURABLE)
 
-    def environment(self, pg_port: int) -> dict[str, str]:
-        """The processes' environment: this shell's settings plus the instance's and the database's."""
+    def environment(self, pg_port: int, pinned: dict[str, str] | None = None) -> dict[str, str]:
+        """The processes' environment: this shell's settings (`pinned`: those the deployment started
+        with, which a restart keeps) plus the instance's and the database's."""
         server = self.postgres(pg_port)
         return {
             **os.environ,
+            **(pinned or {}),
             "DAGSTER_HOME": str(self.home),
             "DAGSTER_PG_USERNAME": ROLE,
             # The operator's password when given, else the one the cluster was created with.
@@ -68,9 +81,13 @@ class Deployment:
             "DAGSTER_COMPUTE_LOG_DIR": str(self.home / "compute_logs"),
         }
 
-    def write_config(self, grpc_port: int) -> None:
+    def write_config(self, grpc_port: int, lake: LakeSettings) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(INSTANCE_TEMPLATE, self.home / "dagster.yaml")
+        instance = yaml.safe_load(INSTANCE_TEMPLATE.read_text())
+        if is_s3_root(lake.root):
+            instance["compute_logs"] = s3_compute_logs(lake)
+        header = f"# Written by `python -m lake_tools.deploy up` from {INSTANCE_TEMPLATE.relative_to(PROJECT_DIR)}.\n"
+        (self.home / "dagster.yaml").write_text(header + yaml.safe_dump(instance, sort_keys=False))
         (self.directory / "workspace.yaml").write_text(
             f"load_from:\n  - grpc_server:\n      host: {HOST}\n      port: {grpc_port}\n      location_name: {LOCATION}\n"
         )
@@ -80,15 +97,68 @@ class Deployment:
         return process.pid
 
 
-def _code_server(deployment: Deployment, port: int, env: dict[str, str]) -> int:
+# Besides the settings, what the processes' behaviour depends on.
+PROCESS_VARIABLES = ("JAVA_HOME", "PYTHONPATH", "SPARK_LOCAL_IP")
+
+
+def pinned_settings(environ: dict[str, str] | os._Environ) -> dict[str, str]:
+    """The non-secret settings of a deployment, recorded at `up` so that a restart from another shell
+    cannot point one process at another lake."""
+    names = [*setting_variables(), *PROCESS_VARIABLES]
+    return {name: environ[name] for name in names if name not in SECRET_VARIABLES and environ.get(name)}
+
+
+def secret_names(environ: dict[str, str] | os._Environ) -> list[str]:
+    """The secrets set at `up`, by name only: a restart must be given them again. The Iceberg catalog's
+    variables count as secrets, since a catalog URI may hold a password."""
+    return sorted(n for n in environ if environ[n] and (n in SECRET_VARIABLES or n.startswith("PYICEBERG_CATALOG__")))
+
+
+def check_same_settings(state: dict, environ: dict[str, str] | os._Environ) -> None:
+    """Refuse a restart whose shell would change a setting the running processes share."""
+    for name, value in state.get("settings", {}).items():
+        if environ.get(name) and environ[name] != value:
+            raise DeployError(f"{name} is {environ[name]!r} here but the deployment runs with {value!r}: restart from its shell")
+    missing = [name for name in state.get("secrets", []) if not environ.get(name)]
+    if missing:
+        raise DeployError(f"the deployment started with {', '.join(missing)} set: set them again to restart a process")
+
+
+def s3_compute_logs(lake: LakeSettings) -> dict:
+    """Step logs beside the lake, under `<lake root>/_dagster/compute_logs/`: outside both zones, and
+    reachable with the lake's own endpoint and credentials (boto3 reads those from the environment)."""
+    bucket, _, prefix = lake.root.removeprefix("s3://").partition("/")
+    config: dict = {"bucket": bucket, "prefix": "/".join(p for p in (prefix.strip("/"), "_dagster/compute_logs") if p)}
+    if lake.endpoint_url:
+        config["endpoint_url"] = lake.endpoint_url
+    if lake.region_name:
+        config["region"] = lake.region_name
+    return {"module": "dagster_aws.s3.compute_log_manager", "class": "S3ComputeLogManager", "config": config}
+
+
+def _code_server(deployment: Deployment, ports: dict[str, int], env: dict[str, str]) -> int:
+    port = ports["grpc"]
     command = [str(BIN / "dagster"), "code-server", "start", "-m", CODE_MODULE, "-h", HOST, "-p", str(port)]
     pid = deployment.start("code-server", [*command, "--location-name", LOCATION], env)
     wait_until_ready(f"the code server on {HOST}:{port}", lambda: port_open(port, HOST), deadline=time.monotonic() + 120)
     return pid
 
 
-class DeployError(Exception):
-    """The deployment cannot start: one line, with no secret in it."""
+def _webserver(deployment: Deployment, ports: dict[str, int], env: dict[str, str]) -> int:
+    port = ports["webserver"]
+    workspace = str(deployment.directory / "workspace.yaml")
+    pid = deployment.start("webserver", [str(BIN / "dagster-webserver"), "-h", HOST, "-p", str(port), "-w", workspace], env)
+    wait_until_ready(f"the webserver on {HOST}:{port}", lambda: _webserver_ready(port), deadline=time.monotonic() + 120)
+    return pid
+
+
+def _daemon(deployment: Deployment, ports: dict[str, int], env: dict[str, str]) -> int:
+    return deployment.start(
+        "daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(deployment.directory / "workspace.yaml")], env
+    )
+
+
+_START = {"code-server": _code_server, "webserver": _webserver, "daemon": _daemon}
 
 
 def _check_login(env: dict[str, str]) -> None:
@@ -124,41 +194,63 @@ def up(deployment: Deployment, *, port: int | None, grpc_port: int | None, pg_po
     deployment.directory.mkdir(parents=True, exist_ok=True)
     server = deployment.postgres(pg_port).start(watch_owner=False)  # outlives this command: `down` stops it
     ports = {"postgres": server.port, "grpc": grpc_port or free_port(), "webserver": port or free_port()}
-    pids = {"postgres": server.pid}
-    deployment.save({"pids": pids, "ports": ports})
-    deployment.write_config(ports["grpc"])
+    state = {"pids": {"postgres": server.pid}, "ports": ports}
+    state |= {"settings": pinned_settings(os.environ), "secrets": secret_names(os.environ)}
+    deployment.save(state)
+    deployment.write_config(ports["grpc"], LakeSettings.from_env())
     env = deployment.environment(server.port)
     _check_login(env)
-    pids["code-server"] = _code_server(deployment, ports["grpc"], env)
-    workspace = str(deployment.directory / "workspace.yaml")
-    pids["webserver"] = deployment.start(
-        "webserver",
-        [str(BIN / "dagster-webserver"), "-h", HOST, "-p", str(ports["webserver"]), "-w", workspace],
-        env,
-    )
-    pids["daemon"] = deployment.start("daemon", [str(BIN / "dagster-daemon"), "run", "-w", workspace], env)
-    deployment.save({"pids": pids, "ports": ports})
-    wait_until_ready(
-        f"the webserver on {HOST}:{ports['webserver']}",
-        lambda: _webserver_ready(ports["webserver"]),
-        deadline=time.monotonic() + 120,
-    )
-    return {"pids": pids, "ports": ports}
+    for name in ("code-server", "webserver", "daemon"):
+        state["pids"][name] = _START[name](deployment, ports, env)
+        deployment.save(state)
+    return state
 
 
 def _ours(name: str, pid: int) -> bool:
     return is_running(pid, PROGRAMS[name])
 
 
-def restart_code(deployment: Deployment) -> int:
-    """Replace the code server with one on the current code; the webserver and daemon reconnect."""
+RELOAD = """mutation { reloadRepositoryLocation(repositoryLocationName: "%s") {
+  __typename ... on WorkspaceLocationEntry { locationOrLoadError { __typename ... on PythonError { message } } } } }"""
+
+
+def reload_code(deployment: Deployment) -> str:
+    """The UI's Reload: the code server imports the code again in a new process; runs in progress
+    finish in the old one, which exits after them. The webserver and the daemon keep running."""
+    url = f"http://{HOST}:{deployment.state()['ports']['webserver']}/graphql"
+    request = urllib.request.Request(
+        url, data=json.dumps({"query": RELOAD % LOCATION}).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=300) as answer:
+        entry = json.load(answer)["data"]["reloadRepositoryLocation"]
+    loaded = (entry.get("locationOrLoadError") or {}).get("__typename")
+    if loaded != "RepositoryLocation":
+        raise DeployError(
+            f"the new code did not load: {first_line((entry.get('locationOrLoadError') or entry).get('message', entry))}"
+        )
+    return loaded
+
+
+def restart(deployment: Deployment, name: str) -> int:
+    """One process again, on the current code, by its recorded pid; the others keep running. The code
+    server's runs survive it: its worker processes finish them and exit."""
     state = deployment.state()
-    if _ours("code-server", state["pids"]["code-server"]):
-        stop_pid(state["pids"]["code-server"], 30, kill_group=True)
-    env = deployment.environment(state["ports"]["postgres"])
-    state["pids"]["code-server"] = _code_server(deployment, state["ports"]["grpc"], env)
+    check_same_settings(state, os.environ)
+    pid = state["pids"][name]
+    if name == "postgres":  # a fast shutdown: connections are cut, the data stays
+        if _ours(name, pid):
+            shutdown(pid)
+        state["pids"][name] = deployment.postgres(state["ports"]["postgres"]).start(watch_owner=False).pid
+        deployment.save(state)
+        return state["pids"][name]
+    if _ours(name, pid):
+        stop_pid(pid, 30, kill_group=name != "code-server")
+    if name == "code-server":
+        state.setdefault("retired_code_servers", []).append(pid)  # its workers may still be finishing runs
+    env = deployment.environment(state["ports"]["postgres"], state.get("settings"))
+    state["pids"][name] = _START[name](deployment, state["ports"], env)
     deployment.save(state)
-    return state["pids"]["code-server"]
+    return state["pids"][name]
 
 
 def down(deployment: Deployment) -> list[str]:
@@ -170,12 +262,26 @@ def down(deployment: Deployment) -> list[str]:
         if pid and _ours(name, pid):
             stop_pid(pid, 30, kill_group=True)  # with the runs and servers it started
             stopped.append(name)
+    # A code server's run workers outlive it, to finish their runs: stop what is left of each one.
+    for group in [*state.get("retired_code_servers", []), state.get("pids", {}).get("code-server")]:
+        if group:
+            _stop_group(group)
     pid = state.get("pids", {}).get("postgres")
     if pid and _ours("postgres", pid):
         shutdown(pid)
         stopped.append("postgres")
     deployment.state_path.unlink(missing_ok=True)
     return stopped
+
+
+def _stop_group(group: int) -> None:
+    """What is left of a replaced code server (run workers finishing old runs): its process group's Dagster processes."""
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        try:
+            if os.getpgid(process.pid) == group and any("dagster" in part for part in process.info["cmdline"] or ()):
+                stop_pid(process.pid, 10)
+        except (ProcessLookupError, psutil.Error):
+            continue
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,9 +291,11 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument("--port", type=int, help="the UI's port (default: a free one)")
     start.add_argument("--grpc-port", type=int, help="the code server's port (default: a free one)")
     start.add_argument("--pg-port", type=int, help="PostgreSQL's port (default: a free one)")
-    restart = commands.add_parser("restart-code", help="restart the code server on the current code")
+    reload = commands.add_parser("reload-code", help="load the current code; runs in progress finish on the old")
+    restart_one = commands.add_parser("restart", help="start one process again, by pid")
+    restart_one.add_argument("name", choices=sorted([*_START, "postgres"]))
     stop = commands.add_parser("down", help="stop every process of the deployment, by pid")
-    for command in (start, restart, stop):
+    for command in (start, reload, restart_one, stop):
         command.add_argument("--dir", type=Path, default=Path(".deploy"))
     args = parser.parse_args(argv)
     deployment = Deployment(args.dir)
@@ -200,8 +308,19 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"lake_assets deployed: pids and logs in {deployment.directory}")
         print(f"the UI: http://{HOST}:{state['ports']['webserver']}")
-    elif args.command == "restart-code":
-        print(f"code server restarted (pid {restart_code(deployment)})")
+    elif args.command == "reload-code":
+        try:
+            reload_code(deployment)
+        except DeployError as error:
+            print(f"deploy: {error}", file=sys.stderr)
+            return 1
+        print("code reloaded: the UI shows the new definitions")
+    elif args.command == "restart":
+        try:
+            print(f"{args.name} restarted (pid {restart(deployment, args.name)})")
+        except DeployError as error:
+            print(f"deploy: {error}", file=sys.stderr)
+            return 1
     else:
         stopped = down(deployment)
         print(f"stopped: {', '.join(stopped) or 'nothing was running'}")

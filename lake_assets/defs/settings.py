@@ -289,6 +289,11 @@ class Settings(BaseModel):
         return cls(**groups, secrets_set=secrets)
 
 
+def setting_variables() -> list[str]:
+    """Every variable a setting above reads, secrets excepted."""
+    return [name for group in Settings.GROUPS.values() for names in group.variables().values() for name in names]
+
+
 def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
     """The secrets' values, only to redact them from a message (at least 4 characters: shorter ones
     would blank ordinary words)."""
