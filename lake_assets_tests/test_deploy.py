@@ -234,6 +234,11 @@ def test_the_topology_runs_apart_on_loopback_with_no_password_in_its_files(deplo
     assert data["instance"]["runQueuingSupported"] is True
     daemons = {d["daemonType"] for d in data["instance"]["daemonHealth"]["allDaemonStatuses"]}
     assert {"SCHEDULER", "SENSOR", "QUEUED_RUN_COORDINATOR", "MONITORING"} <= daemons
+    queue = deployment.graphql("{ instance { runQueueConfig { maxConcurrentRuns tagConcurrencyLimitsYaml } } }")
+    assert queue["instance"]["runQueueConfig"] == {
+        "maxConcurrentRuns": 4,
+        "tagConcurrencyLimitsYaml": "- key: dagster/backfill\n  limit: 1\n",
+    }
 
     addresses = _listening_addresses(set(ports.values()))
     assert set(addresses) == set(ports.values()), addresses

@@ -29,7 +29,7 @@ from lake_assets.defs.settings import SECRET_VARIABLES, LakeSettings, setting_va
 from lake_assets.lib.errors import first_line
 from lake_assets.lib.storage import is_s3_root
 from lake_tools.postgres import DATABASE, ROLE, Postgres, shutdown
-from lake_tools.processes import free_port, is_running, port_open, start_process, stop_pid, wait_until_ready
+from lake_tools.processes import exited_at_start, free_port, is_running, port_open, start_process, stop_pid, wait_until_ready
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 INSTANCE_TEMPLATE = PROJECT_DIR / "deploy" / "dagster.yaml"
@@ -92,8 +92,18 @@ class Deployment:
             f"load_from:\n  - grpc_server:\n      host: {HOST}\n      port: {grpc_port}\n      location_name: {LOCATION}\n"
         )
 
-    def start(self, name: str, command: list[str], env: dict[str, str]) -> int:
-        process = start_process(command, output=self.directory / f"{name}.log", cwd=PROJECT_DIR, env=env)
+    def start(self, name: str, command: list[str], env: dict[str, str], ready=None) -> int:
+        """Start one part with its log in the folder; with `ready`, wait for it, failing at once if it exits."""
+        log = self.directory / f"{name}.log"
+        process = start_process(command, output=log, cwd=PROJECT_DIR, env=env)
+        if ready:
+            wait_until_ready(
+                f"the {name}",
+                ready,
+                deadline=time.monotonic() + 120,
+                exited=exited_at_start(process, f"the {name}", lambda: f"; log: {log}"),
+                detail=lambda: f"; log: {log}",
+            )
         return process.pid
 
 
@@ -139,17 +149,14 @@ def s3_compute_logs(lake: LakeSettings) -> dict:
 def _code_server(deployment: Deployment, ports: dict[str, int], env: dict[str, str]) -> int:
     port = ports["grpc"]
     command = [str(BIN / "dagster"), "code-server", "start", "-m", CODE_MODULE, "-h", HOST, "-p", str(port)]
-    pid = deployment.start("code-server", [*command, "--location-name", LOCATION], env)
-    wait_until_ready(f"the code server on {HOST}:{port}", lambda: port_open(port, HOST), deadline=time.monotonic() + 120)
-    return pid
+    return deployment.start("code-server", [*command, "--location-name", LOCATION], env, lambda: port_open(port, HOST))
 
 
 def _webserver(deployment: Deployment, ports: dict[str, int], env: dict[str, str]) -> int:
     port = ports["webserver"]
     workspace = str(deployment.directory / "workspace.yaml")
-    pid = deployment.start("webserver", [str(BIN / "dagster-webserver"), "-h", HOST, "-p", str(port), "-w", workspace], env)
-    wait_until_ready(f"the webserver on {HOST}:{port}", lambda: _webserver_ready(port), deadline=time.monotonic() + 120)
-    return pid
+    command = [str(BIN / "dagster-webserver"), "-h", HOST, "-p", str(port), "-w", workspace]
+    return deployment.start("webserver", command, env, lambda: _webserver_ready(port))
 
 
 def _daemon(deployment: Deployment, ports: dict[str, int], env: dict[str, str]) -> int:
@@ -302,9 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "up":
         try:
             state = up(deployment, port=args.port, grpc_port=args.grpc_port, pg_port=args.pg_port)
-        except DeployError as error:
+        except (DeployError, RuntimeError, TimeoutError) as error:  # one line: the log it names says more
             down(deployment)
-            print(f"deploy: {error}", file=sys.stderr)
+            print(f"deploy: {first_line(error)}", file=sys.stderr)
             return 1
         print(f"lake_assets deployed: pids and logs in {deployment.directory}")
         print(f"the UI: http://{HOST}:{state['ports']['webserver']}")
