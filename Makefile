@@ -119,13 +119,14 @@ seed-history: install
 ## Every benchmark in bench/, each printing a side-by-side table (long: best on an idle machine).
 ## record.py runs one and writes its table into docs/performance.md, between that benchmark's markers.
 bench: install
-	@PYTHON=$(PYTHON) lake_tools/bootstrap.sh run
+	@PYTHON=$(PYTHON) lake_tools/bootstrap.sh deploy  # PostgreSQL: bench_iceberg's catalog, bench_instance's storage
 	$(BIN)/python bench/record.py bench/bench_filmes.py
 	$(BIN)/python bench/record.py bench/bench_contract.py
 	$(BIN)/python bench/record.py bench/bench_s3_publish.py
 	$(BIN)/python bench/record.py bench/bench_tmdb_collect.py
 	$(BIN)/python bench/record.py bench/bench_tmdb_runs.py
 	$(BIN)/python bench/record.py bench/bench_backfill_sensor.py
+	$(BIN)/python bench/record.py bench/bench_instance.py
 	$(BIN)/python bench/record.py bench/bench_iceberg.py
 	$(BIN)/python bench/record.py bench/bench_cluster.py
 
