@@ -32,7 +32,7 @@ from dagster._core.events.log import EventLogEntry  # noqa: E402
 
 from lake_assets.defs.resources import LakeResource  # noqa: E402
 from lake_tools.devserver import SparkConnectServer  # noqa: E402
-from lake_tools.postgres import Postgres  # noqa: E402
+from lake_tools.postgres import DURABLE_SETTINGS, Postgres  # noqa: E402
 from lake_tools.processes import free_port, start_process, stop_pid, timed_run, wait_until_ready  # noqa: E402
 from lake_tools.seed_history import seed, snapshot_records  # noqa: E402
 
@@ -142,7 +142,7 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-instance-"))
     spark = SparkConnectServer(work / "spark", port=free_port())
-    postgres = Postgres(work / "pg", settings={"fsync": "on", "full_page_writes": "on"})
+    postgres = Postgres(work / "pg", settings=DURABLE_SETTINGS)
     try:
         spark.start()
         postgres.start()

@@ -27,7 +27,7 @@ import requests
 from lake_assets.defs.automation import AUTOMATION_SENSOR, COLLECT_SCHEDULE
 from lake_assets.defs.resources.lake import LakeResource
 from lake_assets_tests.readback import Lake
-from lake_tools.processes import alive
+from lake_tools.processes import alive, process_group
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services, pytest.mark.postgres]
 
@@ -365,24 +365,12 @@ def test_daemon_and_webserver_restarts_lose_no_tick_and_no_run(deployment):
 
 def test_down_leaves_no_process_of_it_running(deployment):
     pids = deployment.state["pids"]
-    group_members = [p for p in _processes_in_groups([pids["code-server"]])]
+    group_members = process_group(pids["code-server"])
     down = deployment.deploy("down")
     assert down.returncode == 0, down.stderr
     assert "stopped: daemon, webserver, code-server, postgres" in down.stdout
     time.sleep(0.5)
     assert not [pid for pid in [*pids.values(), *group_members] if alive(pid)]
-
-
-def _processes_in_groups(groups: list[int]) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if os.getpgid(int(entry.name)) in groups:
-                    found.append(int(entry.name))
-            except ProcessLookupError:
-                continue
-    return found
 
 
 def test_a_wrong_database_password_is_refused_in_one_line_and_nothing_stays_up(tmp_path):

@@ -22,22 +22,29 @@ import time
 import urllib.request
 from pathlib import Path
 
-import psutil
 import yaml
 
 from lake_assets.defs.settings import SECRET_VARIABLES, LakeSettings, setting_variables
 from lake_assets.lib.errors import first_line
 from lake_assets.lib.storage import is_s3_root
-from lake_tools.postgres import DATABASE, ROLE, Postgres, shutdown
-from lake_tools.processes import exited_at_start, free_port, is_running, port_open, start_process, stop_pid, wait_until_ready
+from lake_tools.postgres import DATABASE, DURABLE_SETTINGS, ROLE, Postgres, shutdown
+from lake_tools.processes import (
+    command_line,
+    exited_at_start,
+    free_port,
+    is_running,
+    port_open,
+    process_group,
+    start_process,
+    stop_pid,
+    wait_until_ready,
+)
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 INSTANCE_TEMPLATE = PROJECT_DIR / "deploy" / "dagster.yaml"
 CODE_MODULE = "lake_assets.defs.definitions"
 LOCATION = "lake_assets"
 HOST = "127.0.0.1"
-# A durable cluster: the tests' PostgreSQL turns fsync off, a deployment must not.
-DURABLE = {"fsync": "on", "full_page_writes": "on"}
 BIN = Path(sys.executable).parent
 # What each process runs, to tell it from a process that reused its pid.
 PROGRAMS = {"postgres": "postgres", "code-server": "dagster", "webserver": "dagster-webserver", "daemon": "dagster-daemon"}
@@ -62,7 +69,7 @@ class Deployment:
         self.state_path.write_text(json.dumps(state, indent=2))
 
     def postgres(self, port: int | None = None) -> Postgres:
-        return Postgres(self.directory / "pg", port=port, settings=DURABLE)
+        return Postgres(self.directory / "pg", port=port, settings=DURABLE_SETTINGS)
 
     def environment(self, pg_port: int, pinned: dict[str, str] | None = None) -> dict[str, str]:
         """The processes' environment: this shell's settings (`pinned`: those the deployment started
@@ -283,12 +290,9 @@ def down(deployment: Deployment) -> list[str]:
 
 def _stop_group(group: int) -> None:
     """What is left of a replaced code server (run workers finishing old runs): its process group's Dagster processes."""
-    for process in psutil.process_iter(["pid", "cmdline"]):
-        try:
-            if os.getpgid(process.pid) == group and any("dagster" in part for part in process.info["cmdline"] or ()):
-                stop_pid(process.pid, 10)
-        except (ProcessLookupError, psutil.Error):
-            continue
+    for pid in process_group(group):
+        if any("dagster" in part for part in command_line(pid)):
+            stop_pid(pid, 10)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -59,6 +59,8 @@ SUPERUSER = "postgres"
 SERVICE_USER = "lakepg"
 # Disposable data: no fsync (a killed server still loses nothing, only a machine crash would).
 TEST_SETTINGS = {"fsync": "off", "full_page_writes": "off"}
+# A deployment's data (make deploy-up, and the benchmark that times it): every commit on disk.
+DURABLE_SETTINGS = {"fsync": "on", "full_page_writes": "on"}
 # PostgreSQL's shutdown modes, by the signal the postmaster takes for each.
 SHUTDOWN_SIGNALS = {"smart": signal.SIGTERM, "fast": signal.SIGINT, "immediate": signal.SIGQUIT}
 INSTALL_HINT = "`lake_tools/bootstrap.sh test` installs them (as root; Debian/Ubuntu: apt-get install postgresql-15)"

@@ -117,6 +117,19 @@ def process_tree(root: int) -> set[int]:
     return tree
 
 
+def process_group(group: int) -> list[int]:
+    """The processes of a process group now, from /proc (Linux): a session leader's, by its pid."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.getpgid(int(entry)) == group:
+                    members.append(int(entry))
+            except ProcessLookupError:
+                continue  # exited meanwhile
+    return members
+
+
 def start_process(
     args: list[str],
     *,
