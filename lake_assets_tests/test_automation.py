@@ -214,8 +214,9 @@ def test_automation_is_on_by_default_in_the_deployment():
     assert statuses["lake_automation_sensor"] == "RUNNING"
     assert statuses["raw_arrivals_sensor"] == "RUNNING"
     graph = defs.resolve_asset_graph()
-    assert graph.get(TRUSTED_TMDB).automation_condition is automation.TRUSTED_FOLLOWS_RAW_RUNS
-    assert graph.get(TRUSTED_FILMES).automation_condition is automation.TRUSTED_FOLLOWS_RAW_RUNS
+    assert graph.get(TRUSTED_TMDB).automation_condition is automation.AUTOMATION_CONDITIONS[TRUSTED_TMDB]
+    assert graph.get(TRUSTED_FILMES).automation_condition is automation.AUTOMATION_CONDITIONS[TRUSTED_FILMES]
+    assert automation.TRUSTED_FOLLOWS_RAW_RUNS in automation.AUTOMATION_CONDITIONS[TRUSTED_TMDB].children
     assert graph.get(RAW_TMDB).automation_condition is None  # collected by the schedule
     # dagster#34094 (eager() requesting a partition whose parent cannot exist) needs partitions that
     # differ: raw and trusted share one definition, end_offset included.

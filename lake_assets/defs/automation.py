@@ -14,6 +14,7 @@ rule prevents: docs/automation.md.
 """
 
 import datetime as dt
+import warnings
 from collections.abc import Iterable, Sequence
 
 from dagster import (
@@ -28,6 +29,9 @@ from dagster import (
     AssetSpec,
     AutomationCondition,
     AutomationConditionSensorDefinition,
+    AutomationContext,
+    AutomationResult,
+    BetaWarning,
     DagsterInstance,
     DefaultScheduleStatus,
     FreshnessPolicy,
@@ -50,7 +54,7 @@ from dagster._core.storage.asset_check_execution_record import AssetCheckExecuti
 # Dagster's own clock (test utilities can freeze it).
 from dagster._time import get_current_timestamp
 
-from lake_assets.defs import deadline
+from lake_assets.defs import deadline, versions
 from lake_assets.defs.partitions import daily_partitions
 from lake_assets.defs.settings import AutomationSettings
 from lake_assets.lib import registry
@@ -99,6 +103,41 @@ TRUSTED_FOLLOWS_RAW_RUNS = (
 ).with_label("trusted_follows_raw_runs")
 
 
+class StaleDaysWithinBudget(AutomationCondition[AssetKey]):
+    """The newest `budget` stale days of a daily asset: its code version changed, or its raw day has a
+    new data version since the run read it (`versions.stale_days`, as the UI's staleness says). A code
+    change over years of days is rebuilt a budget per tick, so it never floods the run queue."""
+
+    def __init__(self, parent: AssetKey, code_version: str, budget: int):
+        self.parent, self.code_version, self.budget = parent, code_version, budget
+
+    @property
+    def name(self) -> str:
+        return f"stale_days(newest {self.budget} per tick)"
+
+    @property
+    def description(self) -> str:
+        return f"A day whose code version or {self.parent.to_user_string()} data version changed since it was built"
+
+    def evaluate(self, context: AutomationContext) -> AutomationResult:
+        candidates = context.candidate_subset
+        stale = versions.stale_days(context.asset_graph_view.instance, context.key, self.parent, self.code_version)
+        keys = candidates.expensively_compute_partition_keys() if stale else set()
+        chosen = sorted((day for day in stale if day in keys), reverse=True)[: self.budget]
+        return AutomationResult(context, candidates.compute_intersection_with_partition_keys(set(chosen)))
+
+
+# Stale days not being built, whose parents are not being built and passed their blocking checks. A
+# day whose last run failed waits for a person (its alert says why), as a failed collection does.
+REBUILD_STALE_DAYS = (
+    ~AutomationCondition.in_progress()
+    & ~AutomationCondition.any_deps_in_progress()
+    & ~AutomationCondition.execution_failed()
+    & AutomationCondition.all_deps_blocking_checks_passed()
+    & StaleDaysWithinBudget(RAW_TMDB, versions.code_version(registry.TRUSTED_TMDB), SETTINGS.stale_days_per_tick)
+).with_label("rebuild_stale_days")
+
+
 def filmes_freshness_policy(settings: AutomationSettings = SETTINGS) -> FreshnessPolicy:
     # filmes is a batch delivery, rebuilt only when a new filmes.csv lands: the policy says how
     # often one is expected. FreshnessPolicy ignores partitions, which is right for this table only.
@@ -107,7 +146,11 @@ def filmes_freshness_policy(settings: AutomationSettings = SETTINGS) -> Freshnes
 
 
 FRESHNESS_POLICIES = {TRUSTED_FILMES: filmes_freshness_policy()}
-AUTOMATION_CONDITIONS = {TRUSTED_TMDB: TRUSTED_FOLLOWS_RAW_RUNS, TRUSTED_FILMES: TRUSTED_FOLLOWS_RAW_RUNS}
+AUTOMATION_CONDITIONS = {
+    TRUSTED_TMDB: TRUSTED_FOLLOWS_RAW_RUNS | REBUILD_STALE_DAYS,
+    # One table, one day: a new code version rebuilds it at the next tick.
+    TRUSTED_FILMES: TRUSTED_FOLLOWS_RAW_RUNS | AutomationCondition.code_version_changed(),
+}
 
 
 def automated(assets: Iterable[AssetsDefinition]) -> list[AssetsDefinition]:
@@ -164,13 +207,18 @@ def todays_partition(when: dt.datetime) -> str | None:
 # --- declarative automation --------------------------------------------------------------------
 
 # The default automation sensor Dagster would create is stopped; this one runs unless LAKE_AUTOMATION=0.
+# Evaluating in the code server is beta in Dagster; the warning says only that.
+warnings.filterwarnings("ignore", message="Parameter `use_user_code_server`", category=BetaWarning)
 automation_sensor = AutomationConditionSensorDefinition(
     name=AUTOMATION_SENSOR,
     target=AssetSelection.all(),
     default_status=SETTINGS.default_status,
     minimum_interval_seconds=SETTINGS.tick_interval_s,
+    # StaleDaysWithinBudget is this project's own Python: it runs where the code is.
+    use_user_code_server=True,
     description=(
-        "Evaluates the automation conditions: trusted/tmdb and trusted/filmes follow a run that updated their raw input."
+        "Evaluates the automation conditions: trusted/tmdb and trusted/filmes follow a run that updated their raw input, "
+        f"and stale days (code or raw data version changed) are rebuilt, at most {SETTINGS.stale_days_per_tick} a tick."
     ),
 )
 

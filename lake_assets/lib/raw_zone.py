@@ -5,11 +5,12 @@ import hashlib
 import json
 import shutil
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from lake_assets.lib.raw_versions import version_of
 from lake_assets.lib.staging import LocalScratch
 from lake_assets.lib.storage import ObjectInfo, Storage, is_hidden
 from lake_assets.lib.storage.publish import Published, publish
@@ -58,6 +59,7 @@ class RawFolders:
     layout: str
     missing: Sequence[str] = ()
     where: str = ""
+    versions: Mapping[str, str] = field(default_factory=dict)  # each day's data version, as read
 
     def missing_message(self, asset: str) -> str:
         shown = ", ".join(self.missing[:5]) + ("…" if len(self.missing) > 5 else "")
@@ -68,6 +70,11 @@ def landed_files(storage: Storage, prefix: str) -> list[ObjectInfo]:
     """Every data file of a raw folder: the raw zone is a landing zone, and a file dropped next to
     ones this project wrote is data too; `_`/`.` names are bookkeeping (manifests, temp files)."""
     return [obj for obj in storage.list(prefix.rstrip("/") + "/") if not is_hidden(obj.key[len(prefix) :])]
+
+
+def file_names(prefix: str, keys: Sequence[str]) -> list[str]:
+    """The keys' names below a folder, sorted."""
+    return sorted(key[len(prefix.rstrip("/")) + 1 :] for key in keys)
 
 
 def landed_keys(storage: Storage, prefix: str) -> list[str]:
@@ -91,17 +98,26 @@ def land_json_lines(storage: Storage, prefix: str, records: Sequence[dict]) -> P
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def json_lines_chunks(records: Sequence[dict]) -> Iterator[bytes]:
+    """The bytes of each JSON Lines file `land_json_lines` writes for `records`, in order."""
+    for index in range(0, len(records), JSONL_RECORDS_PER_FILE):
+        chunk = records[index : index + JSONL_RECORDS_PER_FILE]
+        yield "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in chunk).encode("utf-8")
+
+
+def json_lines_version(records: Sequence[dict]) -> str:
+    """The data version of the raw folder `land_json_lines` makes of `records`, known before it lands."""
+    return version_of(hashlib.md5(chunk).hexdigest() for chunk in json_lines_chunks(records))
+
+
 def _write_jsonl_chunks(records: Sequence[dict], folder: Path) -> dict[str, Path]:
     # A write id in every name: the publish protocol never overwrites a committed file.
     write_id = uuid.uuid4().hex[:12]
     files = {}
-    for index in range(0, len(records), JSONL_RECORDS_PER_FILE):
-        name = f"part-{index // JSONL_RECORDS_PER_FILE:05d}-{write_id}.jsonl"
-        path = folder / name
-        with path.open("w", encoding="utf-8") as out:
-            for record in records[index : index + JSONL_RECORDS_PER_FILE]:
-                out.write(json.dumps(record, ensure_ascii=False) + "\n")
-        files[name] = path
+    for number, chunk in enumerate(json_lines_chunks(records)):
+        name = f"part-{number:05d}-{write_id}.jsonl"
+        (folder / name).write_bytes(chunk)
+        files[name] = folder / name
     return files
 
 

@@ -8,6 +8,7 @@ from dagster import (
     AssetMaterialization,
     BackfillPolicy,
     Config,
+    DataVersion,
     Failure,
     Output,
     ResourceParam,
@@ -22,8 +23,10 @@ from lake_assets.defs.io_managers.paths import LAKE_PATH
 from lake_assets.defs.io_managers.raw import RawZoneIOManager
 from lake_assets.defs.partitions import daily_partitions
 from lake_assets.defs.resources import TMDBResource
+from lake_assets.defs.versions import RAW_CODE_VERSION, data_version_tags
 from lake_assets.lib.csv_files import Encoding, check_encoding, count_records, header_line
-from lake_assets.lib.raw_zone import JsonRecords, LandedFile
+from lake_assets.lib.raw_versions import file_md5, version_of
+from lake_assets.lib.raw_zone import JsonRecords, LandedFile, json_lines_version
 from lake_assets.lib.registry import RAW_FILMES, RAW_TMDB
 from lake_assets.lib.transforms.filmes import detect_dialect, header_columns
 
@@ -45,8 +48,9 @@ class FilmesSourceConfig(Config):
     owners=OWNERS,
     io_manager_key="raw_io_manager",
     metadata={LAKE_PATH: RAW_FILMES.path},
+    code_version=RAW_CODE_VERSION,
 )
-def filmes_csv(context: AssetExecutionContext, config: FilmesSourceConfig) -> LandedFile:
+def filmes_csv(context: AssetExecutionContext, config: FilmesSourceConfig) -> Output[LandedFile]:
     """The historical movies CSV (seed filmes.csv or the programme's movies.csv), landed byte for byte
     once its encoding is checked (a wrong one fails in seconds, naming the byte and its offset)."""
     with failing_on_lake_errors():
@@ -64,7 +68,9 @@ def filmes_csv(context: AssetExecutionContext, config: FilmesSourceConfig) -> La
         context.add_output_metadata(
             {"source": str(source), "dialect": str(dialect), "encoding": config.encoding, "dagster/row_count": records}
         )
-        return LandedFile(source)
+        # The data version the raw-arrival sensor would give the same bytes: an identical file landed
+        # later from outside is then no change.
+        return Output(LandedFile(source), data_version=DataVersion(version_of([file_md5(source)])))
 
 
 class TmdbCollectConfig(Config):
@@ -86,6 +92,7 @@ class TmdbCollectConfig(Config):
     backfill_policy=BackfillPolicy.single_run(),
     io_manager_key="raw_io_manager",
     metadata={LAKE_PATH: RAW_TMDB.path},
+    code_version=RAW_CODE_VERSION,
     # A run over days that already landed registers them and lands nothing (see below).
     output_required=False,
 )
@@ -105,14 +112,17 @@ def tmdb_json(
         with failing_on_lake_errors():
             collection = tmdb.collect(log=context.log)
         context.add_output_metadata({"source": collection.source, **{f"tmdb/{k}": v for k, v in collection.stats.items()}})
-        yield Output(JsonRecords(collection.records))
+        yield Output(JsonRecords(collection.records), data_version=DataVersion(json_lines_version(collection.records)))
         return
     # Days that already landed are registered as they are, each with its own metadata, so a launch
     # from the UI never turns a landed day red; only what cannot be filled fails, saying how to fill it.
     landed = raw_io_manager.landed_days(context.assets_def, keys)
-    for key, metadata in landed.items():
+    for key, (metadata, version) in landed.items():
         yield AssetMaterialization(
-            asset_key=context.asset_key, partition=key, metadata={"source": "landed files, registered as they are", **metadata}
+            asset_key=context.asset_key,
+            partition=key,
+            metadata={"source": "landed files, registered as they are", **metadata},
+            tags=data_version_tags(version),
         )
     missing = [key for key in keys if key not in landed]
     if missing:

@@ -24,6 +24,7 @@ from lake_assets.defs.io_managers.paths import LAKE_PATH
 from lake_assets.defs.io_managers.trusted import TrustedParquetIOManager
 from lake_assets.defs.partitions import daily_partitions
 from lake_assets.defs.resources import SparkResource
+from lake_assets.defs.versions import RAW_DATA_VERSION, code_version
 from lake_assets.lib.contracts import FILMES, TMDB
 from lake_assets.lib.contracts.evaluate import Partition
 from lake_assets.lib.csv_files import Encoding, check_encoding, count_records, header_line, split_at_records
@@ -64,6 +65,7 @@ class FilmesConfig(Config):
     metadata={LAKE_PATH: TRUSTED_FILMES.path},
     check_specs=check_specs(FILMES, FILMES_KEY),
     pool="trusted_filmes",
+    code_version=code_version(TRUSTED_FILMES),
 )
 def filmes(
     context: AssetExecutionContext,
@@ -145,6 +147,7 @@ def _read_csv_as_strings(spark: SparkSession, paths: list[str], columns: list[st
     metadata={LAKE_PATH: TRUSTED_TMDB.path},
     check_specs=[*check_specs(TMDB, TMDB_KEY, daily_partitions), deadline_check_spec(daily_partitions)],
     pool="trusted_tmdb",
+    code_version=code_version(TRUSTED_TMDB),
 )
 def tmdb(
     context: AssetExecutionContext,
@@ -167,7 +170,8 @@ def tmdb(
         TMDB,
         "tmdb_details",
         source_records=lambda: {day: records for day, records in raw_tmdb.records.items()},
-        describe=_summaries,
+        # Each day records the raw data version it read: a range run's provenance tags are the range's.
+        describe=lambda day, rows: {**_summaries(day, rows), RAW_DATA_VERSION: raw_tmdb.versions.get(day or "", "")},
     )
     yield from contract_events(context, report, TRUSTED_TMDB.path, also=lambda days: deadline_evaluations(context.instance, days))
 

@@ -8,21 +8,25 @@ from dagster import AssetsDefinition, ConfigurableIOManager, Failure, InputConte
 from lake_assets.defs.io_managers.paths import lake_path, zone
 from lake_assets.defs.resources import LakeResource
 from lake_assets.lib.partitions import dt_path
+from lake_assets.lib.raw_versions import data_version
 from lake_assets.lib.raw_zone import (
     HEAD_BYTES,
     JsonRecords,
     LandedFile,
     RawFile,
     RawFolders,
+    file_names,
     json_lines_records,
     land_json_lines,
     landed_files,
-    landed_keys,
     sha256,
 )
 from lake_assets.lib.staging import spark_readable
 
 _IO_THREADS = 8  # partitions listed or downloaded at once in a range run (S3 latency bound)
+# The names of a raw day's data files, in its materialisation: what a later look compares with to
+# name the files deleted since.
+LANDED_FILES = "landed_files"
 
 
 class RawZoneIOManager(ConfigurableIOManager):
@@ -46,6 +50,7 @@ class RawZoneIOManager(ConfigurableIOManager):
                 {
                     "path": MetadataValue.path(storage.uri(prefix)),
                     "files": len(published.keys),
+                    LANDED_FILES: MetadataValue.json(file_names(prefix, published.keys)),
                     "bytes": published.bytes,
                     "dagster/row_count": len(obj.records),
                 }
@@ -53,24 +58,27 @@ class RawZoneIOManager(ConfigurableIOManager):
         else:
             raise TypeError(f"raw zone output must be LandedFile or JsonRecords, got {type(obj).__name__}")
 
-    def landed_days(self, asset: AssetsDefinition, keys: Sequence[str]) -> dict[str, dict]:
+    def landed_days(self, asset: AssetsDefinition, keys: Sequence[str]) -> dict[str, tuple[dict, str]]:
         """The days among `keys` that have raw files, each with the metadata of its materialisation
-        (path, files, bytes, records): a day that arrived as files is registered as it is."""
+        (path, files, bytes, records) and its data version: a day that arrived as files is registered
+        as it is."""
         path = lake_path(asset)
         storage = self.lake.storage(zone(path))
 
-        def one_day(key: str) -> dict | None:
+        def one_day(key: str) -> tuple[dict, str] | None:
             prefix = f"{path}/{dt_path(key, self.lake.dt_layout)}"
             landed = landed_files(storage, prefix)
             if not landed:
                 return None
             records = sum(json_lines_records(storage, obj.key) for obj in landed)
-            return {
+            metadata = {
                 "path": MetadataValue.path(storage.uri(prefix)),
                 "files": len(landed),
+                LANDED_FILES: MetadataValue.json(file_names(prefix, [obj.key for obj in landed])),
                 "bytes": sum(obj.size for obj in landed),
                 "dagster/row_count": records,
             }
+            return metadata, data_version(storage, landed)
 
         with ThreadPoolExecutor(_IO_THREADS) as pool:
             found = dict(zip(keys, pool.map(one_day, keys), strict=True))
@@ -88,15 +96,23 @@ class RawZoneIOManager(ConfigurableIOManager):
             return RawFile(storage.uri(path), spark_readable(storage, [path], "raw-in")[0], head, storage, path)
         keys = list(context.asset_partition_keys)
 
-        def one_day(key: str) -> tuple[list[str], list[str], int]:
-            landed = landed_keys(storage, f"{path}/{dt_path(key, self.lake.dt_layout)}")
+        def one_day(key: str) -> tuple[list[str], list[str], int, str]:
+            objects = landed_files(storage, f"{path}/{dt_path(key, self.lake.dt_layout)}")
+            landed = [obj.key for obj in objects]
             readable = spark_readable(storage, landed, f"raw-in-{key}")
-            return landed, readable, sum(json_lines_records(storage, k, r) for k, r in zip(landed, readable, strict=True))
+            records = sum(json_lines_records(storage, k, r) for k, r in zip(landed, readable, strict=True))
+            return landed, readable, records, data_version(storage, objects)
 
         # Days are independent folders: on S3 their listings and downloads overlap (a year is 365 of each).
         with ThreadPoolExecutor(_IO_THREADS) as pool:
             days = dict(zip(keys, pool.map(one_day, keys), strict=True))
-        missing = [key for key, (landed, _, _) in days.items() if not landed]
-        files = {key: readable for key, (_, readable, _) in days.items() if key not in missing}
-        records = {key: count for key, (_, _, count) in days.items() if key not in missing}
-        return RawFolders(files, records, self.lake.dt_layout, missing, storage.uri(path))
+        missing = [key for key, (landed, *_) in days.items() if not landed]
+        kept = {key: day for key, day in days.items() if key not in missing}
+        return RawFolders(
+            files={key: readable for key, (_, readable, _, _) in kept.items()},
+            records={key: count for key, (_, _, count, _) in kept.items()},
+            layout=self.lake.dt_layout,
+            missing=missing,
+            where=storage.uri(path),
+            versions={key: version for key, (_, _, _, version) in kept.items()},
+        )

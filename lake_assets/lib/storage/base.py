@@ -54,6 +54,10 @@ class Storage(ABC):
             raise ValueError(f"{uri} is not below this lake's root {self.root_uri}")
         return path[len(root) :]
 
+    def content_md5(self, obj: ObjectInfo) -> str | None:
+        """The MD5 of the object's bytes when its listing says it (None: read them to know)."""
+        return None
+
     @abstractmethod
     def put_file(self, local_path: Path, key: str) -> None: ...
 

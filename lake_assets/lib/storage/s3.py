@@ -12,6 +12,7 @@ endpoint) surface as one `LakeStorageError` line naming the operation, the objec
 the bucket.
 """
 
+import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -43,6 +44,7 @@ _DELETE_BATCH = 1000  # the most keys DeleteObjects takes per call
 # boto3's part sizes (one PUT below 8 MB, 8 MB parts above; a 32 MB single-PUT threshold measured
 # slower on SeaweedFS), but 4 parts in parallel per file instead of 10: publish already uploads 4
 # files at a time, so this stays at 16 connections.
+_MD5_ETAG = re.compile(r"[0-9a-f]{32}")
 _TRANSFER = TransferConfig(
     multipart_threshold=8 * 1024**2,
     multipart_chunksize=8 * 1024**2,
@@ -140,6 +142,10 @@ class S3Storage(Storage):
         return full_key[len(self.prefix) + 1 :] if self.prefix else full_key
 
     # --- Storage ------------------------------------------------------------------------------
+
+    def content_md5(self, obj: ObjectInfo) -> str | None:
+        # A one-part upload's ETag is its MD5; a multipart one's is "<md5 of the parts' md5s>-<parts>".
+        return obj.etag if _MD5_ETAG.fullmatch(obj.etag) else None
 
     def put_file(self, local_path: Path, key: str) -> None:
         with self._errors("upload", key):
