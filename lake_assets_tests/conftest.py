@@ -95,6 +95,40 @@ def lake(request, tmp_path):
     )
 
 
+@pytest.fixture
+def listings(monkeypatch):
+    """Every Storage.list call of both backends: prefix, start_after and how many objects it returned.
+    Folder listings (Storage.list_folders, a delimiter listing) are recorded with `"folders": True`."""
+    calls = []
+
+    def count(cls):
+        original = cls.list
+
+        def counted(self, prefix, start_after=None):
+            call = {"prefix": prefix, "start_after": start_after, "objects": 0}
+            calls.append(call)
+            for obj in original(self, prefix, start_after):
+                call["objects"] += 1
+                yield obj
+
+        monkeypatch.setattr(cls, "list", counted)
+        original_folders = cls.list_folders
+
+        def counted_folders(self, prefix):
+            found = original_folders(self, prefix)
+            calls.append({"prefix": prefix, "folders": True, "objects": 0, "found": len(found)})
+            return found
+
+        monkeypatch.setattr(cls, "list_folders", counted_folders)
+
+    from lake_assets.lib.storage.local import LocalStorage
+    from lake_assets.lib.storage.s3 import S3Storage
+
+    count(LocalStorage)
+    count(S3Storage)
+    return calls
+
+
 @pytest.fixture(scope="session")
 def moto_glue():
     """One moto Glue Data Catalog for the session (in memory; a free port; killed even if pytest dies)."""

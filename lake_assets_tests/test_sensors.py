@@ -4,6 +4,7 @@ daemon does: stores the asset events, keeps the cursor, and skips run requests w
 already launched."""
 
 import datetime as dt
+import hashlib
 import json
 import os
 import time
@@ -27,7 +28,6 @@ from lake_assets.defs.resources.lake import LakeResource
 from lake_assets.defs.resources.tmdb import TMDBResource
 from lake_assets.defs.sensors import raw_arrivals_sensor
 from lake_assets.lib.raw_listing import NEW_FOLDER_WATCH_S, RESCAN_INTERVAL_S
-from lake_assets.lib.storage.local import LocalStorage
 from lake_assets.lib.storage.s3 import S3Storage
 from lake_tools.seed_history import seed
 
@@ -56,40 +56,9 @@ def local_time_resolution(request, monkeypatch):
         monkeypatch.setattr(sensors, "MODIFIED_RESOLUTION_S", 0.1)
 
 
-@pytest.fixture
-def listings(monkeypatch):
-    """Every Storage.list call of both backends: prefix, start_after and how many objects it returned.
-    Folder listings (Storage.list_folders, a delimiter listing) are recorded with `"folders": True`."""
-    calls = []
-
-    def count(cls):
-        original = cls.list
-
-        def counted(self, prefix, start_after=None):
-            call = {"prefix": prefix, "start_after": start_after, "objects": 0}
-            calls.append(call)
-            for obj in original(self, prefix, start_after):
-                call["objects"] += 1
-                yield obj
-
-        monkeypatch.setattr(cls, "list", counted)
-        original_folders = cls.list_folders
-
-        def counted_folders(self, prefix):
-            found = original_folders(self, prefix)
-            calls.append({"prefix": prefix, "folders": True, "objects": 0, "found": len(found)})
-            return found
-
-        monkeypatch.setattr(cls, "list_folders", counted_folders)
-
-    count(LocalStorage)
-    count(S3Storage)
-    return calls
-
-
 class Daemon:
-    def __init__(self, instance: DagsterInstance, lake: LakeResource):
-        self.instance, self.lake = instance, lake
+    def __init__(self, instance: DagsterInstance, lake: LakeResource, queue=None, log=None):
+        self.instance, self.lake, self.queue, self.log = instance, lake, queue, log
         self.cursor: str | None = None
         self.launched: dict[str, object] = {}  # run key -> request
 
@@ -101,13 +70,15 @@ class Daemon:
 
     def tick(self, now: float | None = None) -> tuple[list, list]:
         """(asset events stored, run requests launched) by one tick (at `now`, default the real clock)."""
-        if now is None:
+        if now is None and self.queue is None and self.log is None:
             result = self.evaluate(self.cursor)
         else:
             context = build_sensor_context(
                 instance=self.instance, cursor=self.cursor, resources={"lake": self.lake}, sensor_name=sensors.SENSOR_NAME
             )
-            result = sensors.evaluate(context, self.lake, now=now)
+            if self.log is not None:
+                context._logger = self.log  # the tick's log, where the UI shows it, made readable here
+            result = sensors.evaluate(context, self.lake, now=time.time() if now is None else now, queue=self.queue)
         for event in result.asset_events:
             self.instance.report_runless_asset_event(event)
         self.cursor = result.cursor
@@ -160,7 +131,7 @@ def test_external_history_registers_each_date_and_requests_contiguous_ranges(lak
     # The gap at 01-04 splits the range: a range run fails on a date without raw files.
     assert _targets(requests) == [("trusted/tmdb", "2024-01-01...2024-01-03"), ("trusted/tmdb", "2024-01-05")]
     metadata = {e.partition: e.metadata for e in events}
-    assert metadata["2024-01-05"]["arrived_files"].value == 1  # 40 records, one JSONL file; the manifest is not data
+    assert metadata["2024-01-05"]["files"].value == 1  # 40 records, one JSONL file; the manifest is not data
     assert metadata["2024-01-05"]["path"].value.endswith("raw/tmdb/dt=2024-01-05")
     assert daemon.tick() == ([], [])
 
@@ -177,7 +148,7 @@ def test_files_younger_than_the_time_resolution_wait_one_tick(lake, instance):
     context = build_sensor_context(instance=instance, resources={"lake": lake})
 
     young = sensors.evaluate(context, lake, now=obj.modified + sensors.MODIFIED_RESOLUTION_S / 2)
-    assert young.asset_events == [] and json.loads(young.cursor)["pending"][0][0] == obj.key
+    assert young.asset_events == [] and json.loads(young.cursor)["pending"][0] == obj.key
 
     context = build_sensor_context(instance=instance, resources={"lake": lake}, cursor=young.cursor)
     settled = sensors.evaluate(context, lake, now=obj.modified + sensors.MODIFIED_RESOLUTION_S)
@@ -225,7 +196,7 @@ def test_replaced_and_added_files_in_todays_partition(lake, instance):
     settle()
     events, requests = daemon.tick()
     assert _partitions(events) == [TODAY]
-    assert events[0].metadata["files"].value == [f"{folder}/a.jsonl"]
+    assert events[0].metadata["landed_files"].value == ["a.jsonl", "b.jsonl"]
     assert daemon.tick() == ([], [])
     assert len(daemon.launched) == 3
 
@@ -272,7 +243,7 @@ def test_own_runs_do_not_trigger_even_mid_run(lake, instance):
     assert _own_raw_tmdb_run(instance, lake, TODAY).success  # replaces today's files
     assert _own_raw_tmdb_run(instance, lake, "2024-02-01").success  # beyond the high-water mark
     assert daemon.tick() == ([], [])
-    assert Daemon(instance, lake).tick() == ([], [])  # a fresh cursor judges by materialisation times
+    assert Daemon(instance, lake).tick() == ([], [])  # a fresh cursor lists all: the data versions are the same
 
     lake.storage("raw").put_bytes(b'{"id": 1}\n', f"raw/tmdb/dt={TODAY}/extra.jsonl")  # someone else's file
     settle()
@@ -316,18 +287,21 @@ def test_reset_or_unreadable_cursor_registers_nothing_twice(lake, instance):
 
 def test_first_tick_after_a_backfill_registers_raw_but_requests_no_rerun(lake, instance):
     """History seeded, trusted/tmdb backfilled from the UI, then the sensor turned on: the backfill
-    already read those files, so the raw partitions are registered and no run is requested."""
-    from dagster import BackfillPolicy, asset
+    already read exactly those bytes (its `raw_data_version`), so the raw partitions are registered
+    and no run is requested for them."""
+    from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, asset
 
     from lake_assets.defs.partitions import daily_partitions
 
     seed(lake, dt.date(2024, 1, 1), 3, RECORDS)
 
     @asset(key=TRUSTED_TMDB, partitions_def=daily_partitions, backfill_policy=BackfillPolicy.single_run())
-    def stand_in_for_trusted_tmdb() -> None:  # records materialisations without Spark
-        return None
+    def stand_in_for_trusted_tmdb(context: AssetExecutionContext):  # records what a run read, without Spark
+        for day in context.partition_keys:
+            context.add_asset_metadata({"raw_data_version": _version_on_disk(lake, day)}, partition_key=day)
+        return MaterializeResult()
 
-    settle()  # the backfill starts after the files landed, by more than S3's one-second resolution
+    settle()
     materialize(
         [stand_in_for_trusted_tmdb],
         instance=instance,
@@ -336,6 +310,22 @@ def test_first_tick_after_a_backfill_registers_raw_but_requests_no_rerun(lake, i
     events, requests = Daemon(instance, lake).tick()
     assert _partitions(events) == ["2024-01-01", "2024-01-02", "2024-01-03"]
     assert _targets(requests) == [("trusted/tmdb", "2024-01-03")]
+
+
+def _version_on_disk(lake: LakeResource, day: str) -> str:
+    """A raw day's data version from its files' bytes, read with boto3 or from disk: the sorted MD5s."""
+    folder = f"raw/tmdb/dt={day}"
+    if lake.root.startswith("s3://"):
+        import boto3
+
+        bucket, prefix = lake.root.removeprefix("s3://").split("/", 1)
+        client = boto3.client("s3", endpoint_url=lake.endpoint_url, region_name=lake.region_name)
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/{folder}/")
+        keys = [o["Key"] for page in pages for o in page.get("Contents", []) if not o["Key"].rsplit("/", 1)[1].startswith("_")]
+        blobs = [client.get_object(Bucket=bucket, Key=key)["Body"].read() for key in keys]
+    else:
+        blobs = [p.read_bytes() for p in (Path(lake.root) / folder).glob("*") if not p.name.startswith("_")]
+    return hashlib.sha256("\n".join(sorted(hashlib.md5(b).hexdigest() for b in blobs)).encode()).hexdigest()[:24]
 
 
 def _fill(storage, days: int, per_day: int) -> None:
@@ -450,7 +440,7 @@ def test_a_new_folder_is_watched_while_it_fills_then_left_to_the_hourly_rescan(l
     storage.put_bytes(b'{"id": 2}\n', "raw/tmdb/dt=2024-01-10/part-00001.jsonl")  # ... and goes on
     settle()
     events, requests = daemon.tick(time.time())
-    assert _partitions(events) == ["2024-01-10"] and events[0].metadata["arrived_files"].value == 1
+    assert _partitions(events) == ["2024-01-10"] and events[0].metadata["files"].value == 2
     assert len(requests) == 1
 
     # Once the folder is no longer new, a file added to it waits for the hourly rescan.
@@ -458,7 +448,7 @@ def test_a_new_folder_is_watched_while_it_fills_then_left_to_the_hourly_rescan(l
     settle()
     assert daemon.tick(appeared + NEW_FOLDER_WATCH_S + 1) == ([], [])
     events, _ = daemon.tick(first + RESCAN_INTERVAL_S + 1)
-    assert _partitions(events) == ["2024-01-10"] and events[0].metadata["arrived_files"].value == 1
+    assert _partitions(events) == ["2024-01-10"] and events[0].metadata["files"].value == 3
 
 
 def test_a_cursor_from_before_folder_tracking_treats_no_folder_as_new(lake, instance, listings):
@@ -512,7 +502,7 @@ def test_a_registered_day_has_the_row_count_of_all_its_files(lake, instance):
     storage.put_bytes(b'{"id": 4}\n{"id": 5}\n', "raw/tmdb/dt=2024-01-02/b.jsonl")  # arrives later: counted with a.jsonl
     settle()
     events, _ = daemon.tick()
-    assert [e.metadata["arrived_files"].value for e in events] == [1]
+    assert [e.metadata["files"].value for e in events] == [2]
     assert _registered_row_count(instance, "2024-01-02") == _landed_records(lake, "raw/tmdb/dt=2024-01-02") == 5
 
 

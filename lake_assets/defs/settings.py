@@ -127,6 +127,11 @@ class LakeSettings(FromEnv):
         default=False, description="path-style addressing (servers behind one hostname)", **env("LAKE_S3_PATH_STYLE")
     )
     spark_s3a: bool = Field(default=False, description="Spark opens `s3a://` itself (clusters with S3A)", **env("LAKE_SPARK_S3A"))
+    raw_events_queue: str | None = Field(
+        default=None,
+        description="SQS queue URL of the raw bucket's S3 notifications; unset = the raw sensor lists the bucket",
+        **env("LAKE_RAW_EVENTS_QUEUE", empty_is_off=True),
+    )
     catalog_dir: str = Field(
         default="./.iceberg",
         description="where the default SQLite catalog of an `s3://` lake lives",
@@ -238,6 +243,13 @@ class AutomationSettings(FromEnv):
         le=3600,
         description="seconds between ticks of the automation and alert sensors",
         **env("LAKE_TICK_INTERVAL_S"),
+    )
+    stale_days_per_tick: int = Field(
+        default=31,
+        ge=1,
+        le=1000,
+        description="stale `trusted/tmdb` days (code or raw data changed) the automation rebuilds at most per tick",
+        **env("LAKE_STALE_DAYS_PER_TICK"),
     )
 
     @field_validator("collect_cron", "freshness_deadline_cron", "maintenance_cron")

@@ -5,7 +5,6 @@ judges what this finds; the design and why each rule is there: docs/sensor.md.
 """
 
 import datetime as dt
-import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -21,10 +20,6 @@ RESCAN_INTERVAL_S = 3600
 # so files still being uploaded into it when it was first seen are not left for the hourly rescan.
 NEW_FOLDER_WATCH_S = 300
 
-# How a look knows an object is new: it saw it change (CHANGED), or it has no memory of it and the
-# caller must go by materialisation times (UNKNOWN).
-CHANGED, UNKNOWN = "changed", "unknown"
-
 
 @dataclass
 class Cursor:
@@ -32,9 +27,10 @@ class Cursor:
     rescanned_at: float | None = None  # when raw/tmdb/ was last listed in full
     watched: list[str] = field(default_factory=list)  # prefixes listed in full at the last tick
     seen: dict[str, str] = field(default_factory=dict)  # key -> ETag within `watched`
-    pending: list[tuple[ObjectInfo, str]] = field(default_factory=list)  # deferred arrivals, and how they were known
+    pending: list[str] = field(default_factory=list)  # keys of deferred arrivals, looked at again next tick
     folders: set[str] | None = None  # partitions with a dt= folder at the last tick (None: not known yet)
     new_folders: dict[str, float] = field(default_factory=dict)  # partition -> when its folder appeared
+    receipts: list[str] = field(default_factory=list)  # SQS messages this cursor covers, deleted next tick
 
     @classmethod
     def parse(cls, text: str | None) -> "Cursor":
@@ -46,10 +42,12 @@ class Cursor:
             rescanned_at=data["rescanned_at"],
             watched=data["watched"],
             seen=data["seen"],
-            pending=[(ObjectInfo(*item[:4]), item[4]) for item in data["pending"]],
+            # Before data versions, a pending arrival was [key, size, etag, modified, how].
+            pending=[item[0] if isinstance(item, list) else item for item in data["pending"]],
             # A cursor from before folders were tracked: this tick learns them and treats none as new.
             folders=_expand(data["folders"]) if "folders" in data else None,
             new_folders={str(k): float(v) for k, v in data.get("new_folders", {}).items()},
+            receipts=data.get("receipts", []),
         )
 
     def dumps(self) -> str:
@@ -60,27 +58,39 @@ class Cursor:
                 "rescanned_at": self.rescanned_at,
                 "watched": self.watched,
                 "seen": self.seen,
-                "pending": [[o.key, o.size, o.etag, o.modified, how] for o, how in self.pending],
+                "pending": self.pending,
                 "folders": _ranges(self.folders or ()),
                 "new_folders": self.new_folders,
+                "receipts": self.receipts,
             },
             separators=(",", ":"),
         )
 
 
-# How the sensor knows an object is new: it saw it change (CHANGED), or it has no memory of it and
-# must go by materialisation times (UNKNOWN).
-CHANGED, UNKNOWN = "changed", "unknown"
+@dataclass
+class Look:
+    found: list[ObjectInfo]  # objects new, or changed under the same key, since the last look
+    deleted: list[str]  # keys gone from the folders the last look listed in full
+    rescanned: bool  # `found` is the whole of raw/tmdb/ (each day's files complete)
+    cursor: Cursor
 
 
 def look(
-    storage: Storage, cursor: Cursor, layout: DtLayout, now: float, is_partition: Callable[[str], bool]
-) -> tuple[list[tuple[ObjectInfo, str]], Cursor]:
-    """The objects to judge, each with how this look knows it is new, and the next cursor. `is_partition`
-    tells a day of the daily partitions (at `now`) from one outside them."""
-    found: dict[str, tuple[ObjectInfo, str]] = {}
+    storage: Storage, cursor: Cursor, layout: DtLayout, now: float, is_partition: Callable[[str], bool], listing: bool = True
+) -> Look:
+    """What changed since the last look, and the next cursor. `is_partition` tells a day of the daily
+    partitions (at `now`) from one outside them. With `listing` off (S3 events say what changed),
+    only the hourly rescan lists, as the safety net for what the events missed."""
+    found: dict[str, ObjectInfo] = {}
     after = cursor.after
     rescan = cursor.rescanned_at is None or now - cursor.rescanned_at >= RESCAN_INTERVAL_S
+    if not listing:
+        for obj in storage.list(TMDB_PREFIX) if rescan else ():
+            found[obj.key] = obj
+        if rescan:
+            found.update((obj.key, obj) for obj in _list_watched(storage, FILMES_KEY))
+        next_cursor = Cursor(after=cursor.after, rescanned_at=now if rescan else cursor.rescanned_at)
+        return Look(list(found.values()), [], rescan, next_cursor)
     # Listed first: a folder that appears after this listing is the next tick's new folder. The
     # incremental listing below cannot see a folder that sorts below its high-water mark.
     folders = dt_folders(storage, TMDB_PREFIX, layout)
@@ -88,29 +98,23 @@ def look(
     if cursor.folders is not None:
         for partition in folders.keys() - cursor.folders:
             new_folders.setdefault(partition, now)
-    if rescan:
-        listing, how = storage.list(TMDB_PREFIX), UNKNOWN
-    else:
-        listing, how = storage.list(TMDB_PREFIX, start_after=cursor.after), CHANGED
-    for obj in listing:
-        found[obj.key] = (obj, how)
+    listed = storage.list(TMDB_PREFIX) if rescan else storage.list(TMDB_PREFIX, start_after=cursor.after)
+    for obj in listed:
+        found[obj.key] = obj
         after = obj.key
 
     watched = _watched_prefixes(layout, now, is_partition)
     watched += [folders[p] for p in sorted(new_folders) if folders[p] not in watched]
-    seen = {}
+    seen, deleted = {}, []
     for prefix in watched:
         for obj in _list_watched(storage, prefix):
             seen[obj.key] = obj.etag
-            if prefix in cursor.watched:
-                if cursor.seen.get(obj.key) == obj.etag:
-                    found.pop(obj.key, None)
-                else:
-                    found[obj.key] = (obj, CHANGED)
-            elif obj.key not in found:  # newly watched and not new to the listing above
-                found[obj.key] = (obj, UNKNOWN)
-    for obj, how in cursor.pending:
-        found.setdefault(obj.key, (obj, how))
+            if prefix in cursor.watched and cursor.seen.get(obj.key) == obj.etag and not rescan:
+                found.pop(obj.key, None)
+            else:
+                found[obj.key] = obj
+        if prefix in cursor.watched:
+            deleted += [key for key in cursor.seen if key.startswith(prefix) and key not in seen]
 
     next_cursor = Cursor(
         after=after,
@@ -120,7 +124,7 @@ def look(
         folders=set(folders),
         new_folders=new_folders,
     )
-    return list(found.values()), next_cursor
+    return Look(list(found.values()), deleted, rescan, next_cursor)
 
 
 def _watched_prefixes(layout: DtLayout, now: float, is_partition: Callable[[str], bool]) -> list[str]:
@@ -155,8 +159,3 @@ def _list_watched(storage: Storage, prefix: str) -> Iterator[ObjectInfo]:
         # The filmes "prefix" is a key: `filmes.csv.bak` also starts with it.
         if prefix.endswith("/") or obj.key == prefix:
             yield obj
-
-
-def digest(objects: Iterable[ObjectInfo]) -> str:
-    text = "\n".join(f"{o.key}\t{o.etag}\t{o.modified}" for o in sorted(objects, key=lambda o: o.key))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]

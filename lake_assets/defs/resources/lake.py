@@ -47,6 +47,10 @@ class LakeResource(ResourceWithS3Configuration):
     retry_mode: Literal["standard", "adaptive", "legacy"] = Field(
         default="standard", description="botocore's retry mode for S3 requests (bounded by max_attempts)."
     )
+    raw_events_queue: str | None = Field(
+        default=None,
+        description="SQS queue URL receiving the raw bucket's S3 notifications: the raw-arrival sensor reads events instead of listing.",
+    )
     catalog_dir: str | None = Field(
         default=None, description="Where the default SQLite catalog of an s3:// lake lives (unset: LAKE_CATALOG_DIR)."
     )
@@ -100,6 +104,21 @@ class LakeResource(ResourceWithS3Configuration):
                     aws_session_token=self.aws_session_token,
                 )
             return self._client
+
+    def raw_events(self):
+        """The queue of the raw bucket's S3 notifications, or None when the sensor lists the bucket."""
+        if not self.raw_events_queue:
+            return None
+        from lake_assets.lib.raw_events import open_queue
+
+        return open_queue(
+            self.raw_events_queue,
+            region_name=self.region_name,
+            max_attempts=self.max_attempts,
+            aws_access_key_id=self.aws_access_key_id,
+            aws_secret_access_key=self.aws_secret_access_key,
+            aws_session_token=self.aws_session_token,
+        )
 
     def iceberg_catalog(self):
         """The Iceberg catalog of the trusted tables (lake_assets/lib/tables/catalog.py), opened once per
