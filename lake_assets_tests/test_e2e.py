@@ -53,6 +53,10 @@ def _runs(server, **tags) -> list[dict]:
     return data["runsOrError"]["results"]
 
 
+def _at_least(count: int, found: list) -> list:
+    return found if len(found) >= count else []
+
+
 def _recent_days() -> set[str]:
     """Today and yesterday (UTC): the partitions the daily schedule may have collected while other tests ran."""
     today = dt.datetime.now(dt.UTC).date()
@@ -129,8 +133,8 @@ def test_automation_freshness_and_schedule_are_visible_in_the_ui(dagster_server)
              assetChecksOrError { ... on AssetChecks { checks { name } } } } }"""
     )["assetNodes"]
     by_key = {"/".join(n["assetKey"]["path"]): n for n in nodes}
-    for key in ("trusted/filmes", "trusted/tmdb"):
-        assert by_key[key]["automationCondition"]["label"] == "trusted_follows_raw_runs"
+    assert by_key["trusted/tmdb"]["automationCondition"]["label"] == "follows_raw_runs_or_stale_days"
+    assert by_key["trusted/filmes"]["automationCondition"]["label"] == "follows_raw_runs_or_new_code"
     assert by_key["trusted/filmes"]["internalFreshnessPolicy"] == {"failWindowSeconds": 30 * 24 * 3600}
     assert "published_by_deadline" in {c["name"] for c in by_key["trusted/tmdb"]["assetChecksOrError"]["checks"]}
 
@@ -208,12 +212,18 @@ def test_the_sensor_registers_new_raw_files_and_their_trusted_partitions_appear(
     def ticks():
         return dagster_server.graphql(ticks_query, {"selector": selector})["sensorOrError"]["sensorState"]["ticks"]
 
-    # First tick: a full listing finds the 30 seeded days. The backfill already read them, so it
-    # registers raw/tmdb_json for each day and requests no run.
+    # First tick: a full listing finds the 30 seeded days and registers raw/tmdb_json for each. The
+    # backfill read them before Dagster had a record of them, so the UI would call them stale: the
+    # sensor rebuilds them in one range run, and the days are fresh afterwards.
     first = dagster_server.wait(
         "the sensor's first tick", lambda: [t for t in ticks() if t["status"] in ("SUCCESS", "SKIPPED", "FAILURE")], 90, 1.0
     )
-    assert first[-1]["status"] != "FAILURE" and first[-1]["runIds"] == [], first
+    assert first[-1]["status"] == "SUCCESS" and len(first[-1]["runIds"]) == 1, first
+    dagster_server.wait(
+        "the history's rebuild",
+        lambda: [r for r in _runs(dagster_server, **{"dagster/sensor_name": SENSOR_NAME}) if r["status"] == "SUCCESS"],
+        SENSOR_TIMEOUT_S,
+    )
 
     landed = seed(dagster_server.lake, dt.date.fromisoformat(ARRIVALS[0]), len(ARRIVALS), records)
 
@@ -228,13 +238,24 @@ def test_the_sensor_registers_new_raw_files_and_their_trusted_partitions_appear(
 
     runs = dagster_server.wait(
         "the sensor's run to succeed",
-        lambda: [r for r in _runs(dagster_server, **{"dagster/sensor_name": SENSOR_NAME}) if r["status"] == "SUCCESS"],
+        lambda: _at_least(
+            2, [r for r in _runs(dagster_server, **{"dagster/sensor_name": SENSOR_NAME}) if r["status"] == "SUCCESS"]
+        ),
         60,
     )
     all_sensor_runs = _runs(dagster_server, **{"dagster/sensor_name": SENSOR_NAME})
-    assert [r["status"] for r in all_sensor_runs] == ["SUCCESS"]  # one range run for the two contiguous days
+    # One range run for the history, one for the two contiguous new days (newest first).
+    assert [r["status"] for r in all_sensor_runs] == ["SUCCESS", "SUCCESS"]
     tags = {t["key"]: t["value"] for t in runs[0]["tags"]}
     assert (tags["dagster/asset_partition_range_start"], tags["dagster/asset_partition_range_end"]) == tuple(ARRIVALS)
+
+    # What the UI shows: every day fresh (the runs recorded what they read), none stale.
+    node = dagster_server.graphql(
+        """query S($partitions: [String!]) { assetNodes(assetKeys: [{path: ["trusted", "tmdb"]}]) {
+             staleStatusByPartition(partitions: $partitions) } }""",
+        {"partitions": HISTORY + ARRIVALS},
+    )["assetNodes"][0]
+    assert set(node["staleStatusByPartition"]) == {"FRESH"}, node
 
     # every landed day registered; besides them only the day the schedule collected
     raw_days = _materialized(dagster_server, "raw", "tmdb_json")

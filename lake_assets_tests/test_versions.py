@@ -152,6 +152,14 @@ def _ui_staleness(instance):
     return get_stale_status_resolver(instance, list(defs.assets or []))
 
 
+def _stale_as_the_ui_says(instance, days: list[str]) -> dict[str, str]:
+    """versions.stale_days, after checking it names exactly the days Dagster's UI marks stale."""
+    why = versions.stale_days(instance, TRUSTED_TMDB, RAW_TMDB, versions.code_version(registry.TRUSTED_TMDB))
+    resolver = _ui_staleness(instance)
+    assert set(why) == {day for day in days if resolver.get_status(TRUSTED_TMDB, day) == StaleStatus.STALE}
+    return why
+
+
 def _trusted_stand_in(code_version: str, lake_root: Path):
     @asset(
         key=TRUSTED_TMDB,
@@ -191,6 +199,7 @@ def test_a_code_change_rebuilds_stale_days_newest_first_within_the_budget(lake, 
     ticks = Ticks(instance, definitions=defs, ignore=[RAW_TMDB])
     now = dt.datetime.now(dt.UTC)
     all_days = [(START + dt.timedelta(days=n)).isoformat() for n in range(days)]
+    assert len(_stale_as_the_ui_says(instance, all_days)) == days
     first_tick = ticks.at(now)[TRUSTED_TMDB.to_user_string()]
     assert first_tick == all_days[-budget:]  # the newest `budget` days, no more
     _build(instance, versions.code_version(registry.TRUSTED_TMDB), root, first_tick[0], first_tick[-1])
@@ -222,9 +231,19 @@ def test_a_day_whose_raw_bytes_changed_is_stale_and_rebuilt_alone(lake, instance
     assert resolver.get_status(TRUSTED_TMDB, "2024-01-02") == StaleStatus.STALE
     assert [c.reason for c in resolver.get_stale_causes(TRUSTED_TMDB, "2024-01-02")] == ["has a new dependency data version"]
     assert resolver.get_status(TRUSTED_TMDB, "2024-01-04") == StaleStatus.FRESH
-    why = versions.stale_days(instance, TRUSTED_TMDB, RAW_TMDB, versions.code_version(registry.TRUSTED_TMDB))
+    why = _stale_as_the_ui_says(instance, [f"2024-01-0{n}" for n in range(1, 6)])
     assert list(why) == ["2024-01-02"] and "raw/tmdb_json has a new data version" in why["2024-01-02"]
     assert ticks.at(now + dt.timedelta(minutes=1))[TRUSTED_TMDB.to_user_string()] == ["2024-01-02"]
+
+
+def test_a_day_built_before_its_raw_day_was_registered_is_stale_for_the_ui_and_the_automation(lake, instance, tmp_path):
+    seed(lake, START, 3, RECORDS)
+    # Another day of the raw asset was registered before: the trusted run's input pointer is that event.
+    assert materialize([raw.tmdb_json], partition_key="2024-01-03", instance=instance, resources=_resources(lake)).success
+    _build(instance, versions.code_version(registry.TRUSTED_TMDB), tmp_path / "lake", "2024-01-01", "2024-01-02")
+    assert _stale_as_the_ui_says(instance, ["2024-01-01", "2024-01-02"]) == {}
+    assert materialize([raw.tmdb_json], partition_key="2024-01-02", instance=instance, resources=_resources(lake)).success
+    assert list(_stale_as_the_ui_says(instance, ["2024-01-01", "2024-01-02"])) == ["2024-01-02"]
 
 
 def test_the_real_trusted_assets_declare_the_code_versions():

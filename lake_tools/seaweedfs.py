@@ -330,6 +330,10 @@ def browse_hint(s3_port: int, bucket: str) -> str:
                            ENDPOINT '127.0.0.1:{s3_port}', URL_STYLE 'path', USE_SSL false);
             SELECT count(*) FROM read_parquet('s3://{bucket}/lake/trusted/filmes/*.parquet');
   filer UI: http://127.0.0.1:{DEV_PORTS["filer.port"]}/buckets/{bucket}/
+Raw arrivals: SeaweedFS sends no S3 event notifications, so the raw-arrival sensor lists the bucket.
+  On AWS, wire the raw bucket to a queue, then set LAKE_RAW_EVENTS_QUEUE to the URL it prints:
+  python -m lake_tools.s3_events wire --bucket <bucket> --prefix lake/raw/ --queue lake-raw-events
+  (README, "Raw arrivals from S3 events": the queue policy and the notification it sets)
 Stop it with `make s3-down` (data stays in the folder)."""
 
 

@@ -147,9 +147,11 @@ def filmes_freshness_policy(settings: AutomationSettings = SETTINGS) -> Freshnes
 
 FRESHNESS_POLICIES = {TRUSTED_FILMES: filmes_freshness_policy()}
 AUTOMATION_CONDITIONS = {
-    TRUSTED_TMDB: TRUSTED_FOLLOWS_RAW_RUNS | REBUILD_STALE_DAYS,
-    # One table, one day: a new code version rebuilds it at the next tick.
-    TRUSTED_FILMES: TRUSTED_FOLLOWS_RAW_RUNS | AutomationCondition.code_version_changed(),
+    TRUSTED_TMDB: (TRUSTED_FOLLOWS_RAW_RUNS | REBUILD_STALE_DAYS).with_label("follows_raw_runs_or_stale_days"),
+    # One table, no days: a new code version rebuilds it at the next tick.
+    TRUSTED_FILMES: (TRUSTED_FOLLOWS_RAW_RUNS | AutomationCondition.code_version_changed()).with_label(
+        "follows_raw_runs_or_new_code"
+    ),
 }
 
 

@@ -37,7 +37,7 @@ from lake_assets.defs.automation import SETTINGS
 from lake_assets.defs.io_managers.raw import LANDED_FILES
 from lake_assets.defs.partitions import daily_partitions
 from lake_assets.defs.resources import LakeResource
-from lake_assets.defs.versions import DATA_VERSION_TAG, RAW_DATA_VERSION, data_version_tags, latest_data_versions
+from lake_assets.defs.versions import DATA_VERSION_TAG, data_version_tags, latest_data_versions
 from lake_assets.lib import registry
 from lake_assets.lib.partitions import DtLayout, dt_path, partition_key_from_path
 from lake_assets.lib.raw_events import EventQueue, RawEvent
@@ -161,7 +161,7 @@ def evaluate(context: SensorEvaluationContext, lake: LakeResource, now: float, q
     judge = _Judge(context.instance)
     recorded = judge.recorded_versions([t for t in touched if t.partition not in outside])
     counter = _RecordCounter(storage, ROW_COUNT_BYTES_PER_TICK, ROW_COUNT_FILES_PER_TICK)
-    events, requests, deferred, registered_only = [], defaultdict(list), [], []
+    events, requests, deferred = [], defaultdict(list), []
     for target in sorted(touched):
         if target.partition in outside:
             continue
@@ -188,21 +188,15 @@ def evaluate(context: SensorEvaluationContext, lake: LakeResource, now: float, q
             deferred.append(files[0].key)
             continue
         events.append(_materialization(storage, target, files, version, gone, lake.layout, counter))
-        if judge.trusted_read(target, version):
-            registered_only.append(target)
-        else:
-            requests[target.trusted_key].append((target, version))
+        # Requested even when a backfill already read these bytes before the day was registered: Dagster
+        # then shows the day stale (its run read a raw day it had no record of), and one run makes that true.
+        requests[target.trusted_key].append((target, version))
     cursor.pending = deferred
 
     run_requests = [request for key, items in sorted(requests.items()) for request in _run_requests(key, items)]
     if deferred:
         context.log.info(
             f"{SENSOR_NAME}: {len(deferred)} raw partition(s) deferred to the next tick: still landing, or a run is materialising them"
-        )
-    if registered_only:
-        context.log.info(
-            f"{SENSOR_NAME}: registered {len(registered_only)} raw partition(s) whose trusted partition already read "
-            "exactly these bytes; no run requested for them"
         )
     if counter.uncounted:
         context.log.warning(
@@ -265,16 +259,6 @@ class _Judge:
         folder = _where(target, layout)
         now = {obj.key for obj in files}
         return sorted(f"{folder}/{name}" for name in names.value if f"{folder}/{name}" not in now)
-
-    def trusted_read(self, target: Target, version: str) -> bool:
-        """The trusted day's latest run read exactly this raw data version (a backfill from the UI
-        before the raw day was registered): nothing to rebuild."""
-        if target.partition is None:
-            return False
-        record = self._latest(target.trusted_key, target.partition)
-        event = record.asset_materialization if record is not None else None
-        read = event.metadata.get(RAW_DATA_VERSION) if event is not None else None
-        return read is not None and read.value == version
 
     def _latest(self, asset_key: AssetKey, partition: str | None):
         records = self.instance.fetch_materializations(

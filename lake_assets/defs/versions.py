@@ -11,6 +11,7 @@ import ast
 import hashlib
 import importlib
 import weakref
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,16 +22,17 @@ from dagster._core.definitions.data_version import (
     CODE_VERSION_TAG,
     DATA_VERSION_IS_USER_PROVIDED_TAG,
     DATA_VERSION_TAG,
+    get_input_event_pointer_tag,
 )
 
 from lake_assets.lib import registry
 
 _MATERIALIZATION = DagsterEventType.ASSET_MATERIALIZATION
-# A trusted day's metadata: the data version of the raw day its run read. Dagster's own provenance
-# tags are the run's, the same for every day of a range run.
+# A trusted day's metadata: the data version of the raw day its run read, for a person (Dagster's own
+# input data version tag is the run's, one hash for all the days of a range run).
 RAW_DATA_VERSION = "raw_data_version"
-# Per event log: storage id -> (code version, raw data version read) of a materialisation.
-_BUILT_WITH: "weakref.WeakKeyDictionary[object, dict[int, tuple[str | None, str | None]]]" = weakref.WeakKeyDictionary()
+# Per event log: storage id -> (code version, input event pointer) of a materialisation.
+_BUILT_WITH: "weakref.WeakKeyDictionary[object, dict[int, tuple[str | None, int | None]]]" = weakref.WeakKeyDictionary()
 _READ_BATCH = 500
 
 
@@ -95,37 +97,50 @@ def data_version_tags(version: str) -> dict[str, str]:
     return {DATA_VERSION_TAG: version, DATA_VERSION_IS_USER_PROVIDED_TAG: "true", CODE_VERSION_TAG: RAW_CODE_VERSION}
 
 
-def latest_data_versions(instance: DagsterInstance, asset_key: AssetKey, partitions: list[str] | None = None) -> dict[str, str]:
-    """The data version of each partition's latest materialisation (one query)."""
-    tags = instance.event_log_storage.get_latest_tags_by_partition(asset_key, _MATERIALIZATION, [DATA_VERSION_TAG], partitions)
+def latest_data_versions(
+    instance: DagsterInstance, asset_key: AssetKey, partitions: list[str] | None = None, before: int | None = None
+) -> dict[str, str]:
+    """The data version of each partition's latest materialisation (before storage id `before`), in one query."""
+    tags = instance.event_log_storage.get_latest_tags_by_partition(
+        asset_key, _MATERIALIZATION, [DATA_VERSION_TAG], partitions, before_cursor=before
+    )
     return {partition: found[DATA_VERSION_TAG] for partition, found in tags.items() if DATA_VERSION_TAG in found}
 
 
 def stale_days(instance: DagsterInstance, asset_key: AssetKey, parent_key: AssetKey, current_code_version: str) -> dict[str, str]:
-    """The materialised days of `asset_key` that are stale, each with why: the code version it ran with
-    is not the current one, or the raw data version it read (its `raw_data_version`) is not its parent
-    day's current one. A few queries whatever the number of days; each materialisation is read once
-    per process, as events never change."""
+    """The materialised days of `asset_key` that are stale, each with why, by the rule Dagster's UI
+    uses: the code version a day ran with is not the current one, or its parent day was registered
+    with a different data version after the run read the parent (the run's input event pointer). A
+    few queries whatever the number of days; each materialisation is read once per process, as events
+    never change."""
     latest = instance.event_log_storage.get_latest_storage_id_by_partition(asset_key, _MATERIALIZATION)
     seen = _BUILT_WITH.setdefault(instance.event_log_storage, {})
     unread = [storage_id for storage_id in latest.values() if storage_id not in seen]
+    pointer_tag = get_input_event_pointer_tag(parent_key)
     for start in range(0, len(unread), _READ_BATCH):
         chunk = unread[start : start + _READ_BATCH]
         for record in instance.fetch_materializations(
             AssetRecordsFilter(asset_key=asset_key, storage_ids=chunk), limit=len(chunk)
         ).records:
-            event = record.asset_materialization
-            if event is not None:
-                read = event.metadata.get(RAW_DATA_VERSION)
-                seen[record.storage_id] = ((event.tags or {}).get(CODE_VERSION_TAG), str(read.value) if read else None)
-    current = latest_data_versions(instance, parent_key, list(latest))
-    why = {}
+            tags = (record.asset_materialization.tags if record.asset_materialization else None) or {}
+            read = tags.get(pointer_tag, "")
+            seen[record.storage_id] = (tags.get(CODE_VERSION_TAG), int(read) if read.isdigit() else None)
+    why: dict[str, str] = {}
+    read_at: dict[int, list[str]] = defaultdict(list)
+    parent_latest = instance.event_log_storage.get_latest_storage_id_by_partition(parent_key, _MATERIALIZATION)
     for day, storage_id in latest.items():
-        code, raw_read = seen.get(storage_id, (None, None))
+        code, pointer = seen.get(storage_id, (None, None))
         if code != current_code_version:
             why[day] = f"code version changed ({_short(code)} → {current_code_version})"
-        elif raw_read is not None and current.get(day, raw_read) != raw_read:
-            why[day] = f"{parent_key.to_user_string()} has a new data version ({raw_read} → {current[day]})"
+        elif pointer is not None and parent_latest.get(day, 0) > pointer:
+            read_at[pointer].append(day)  # the parent day was registered again after the run read it
+    if read_at:
+        now = latest_data_versions(instance, parent_key, [day for days in read_at.values() for day in days])
+        for storage_id, days in read_at.items():
+            then = latest_data_versions(instance, parent_key, days, before=storage_id + 1)
+            for day in days:
+                if then.get(day) != now.get(day):
+                    why[day] = f"{parent_key.to_user_string()} has a new data version ({then.get(day)} → {now.get(day)})"
     return why
 
 
