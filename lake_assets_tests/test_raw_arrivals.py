@@ -252,3 +252,18 @@ def test_s3_event_messages_are_parsed_as_aws_sends_them():
     for bad in ["not json", "[]", json.dumps({"Records": [{"s3": {}}]})]:
         with pytest.raises(ValueError):
             parse(bad)
+
+
+def test_an_old_day_emptied_of_files_is_reported_at_the_rescan(lake, instance, tick_log):
+    storage = lake.storage("raw")
+    _old_history(lake)
+    settle()
+    daemon = Daemon(instance, lake, log=tick_log)
+    daemon.tick()
+    folder = f"raw/tmdb/dt={OLD_DAY}"
+    gone = [o.key for o in storage.list(folder + "/") if not o.key.rsplit("/", 1)[1].startswith("_")]
+    storage.delete(gone)
+    assert daemon.tick() == ([], [])
+    assert daemon.tick(dt.datetime.now(dt.UTC).timestamp() + RESCAN_INTERVAL_S) == ([], [])  # nothing to rebuild from
+    (warning,) = _warnings(tick_log)
+    assert all(key in warning for key in gone) and "keeps its last version" in warning

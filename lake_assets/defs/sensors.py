@@ -96,9 +96,10 @@ class Target:
     minimum_interval_seconds=TICK_INTERVAL_S,
     default_status=SETTINGS.raw_sensor_default_status,
     description=(
-        "Files landed in the raw zone from outside Dagster (raw/filmes/filmes.csv, raw/tmdb/dt=D/) register a "
-        "materialisation of raw/filmes_csv or raw/tmdb_json[D] and request trusted/filmes or trusted/tmdb[D] "
-        "(contiguous dates as one range run). Files the project's own runs wrote are ignored."
+        "A new data version of raw/filmes/filmes.csv or of a day raw/tmdb/dt=D/ (from its bytes) registers a "
+        "materialisation of raw/filmes_csv or raw/tmdb_json[D] and requests trusted/filmes or trusted/tmdb[D] "
+        "(contiguous dates as one range run); identical bytes request nothing. Reads S3 events when "
+        "LAKE_RAW_EVENTS_QUEUE is set, else lists; the whole prefix is listed hourly."
     ),
 )
 def raw_arrivals_sensor(context: SensorEvaluationContext, lake: LakeResource) -> SensorResult:
@@ -107,11 +108,12 @@ def raw_arrivals_sensor(context: SensorEvaluationContext, lake: LakeResource) ->
 
 @dataclass
 class _Touch:
-    """Why a tick looks at a target: keys seen new, changed or deleted there."""
+    """Why a tick looks at a target: the full listing saw it, or an event, a deferral or a watched
+    folder named a key there (then the target is listed again: the full listing may predate it)."""
 
-    keys: set[str] = field(default_factory=set)
+    named: bool = False
     deleted: set[str] = field(default_factory=set)
-    listed: list[ObjectInfo] = field(default_factory=list)  # its files, when the rescan listed them all
+    listed: list[ObjectInfo] = field(default_factory=list)  # its files, as the rescan listed them
 
 
 def evaluate(context: SensorEvaluationContext, lake: LakeResource, now: float, queue: EventQueue | None = None) -> SensorResult:
@@ -128,13 +130,21 @@ def evaluate(context: SensorEvaluationContext, lake: LakeResource, now: float, q
 
     def touch(key: str, deleted: bool = False, obj: ObjectInfo | None = None) -> None:
         target = _target(key, lake.layout)
-        if target is not None:
-            (touched[target].deleted if deleted else touched[target].keys).add(key)
-            if obj is not None and seen.rescanned:
-                touched[target].listed.append(obj)
+        if target is None:
+            return
+        if obj is not None and seen.rescanned:
+            touched[target].listed.append(obj)
+        else:
+            touched[target].named = True
+        if deleted:
+            touched[target].deleted.add(key)
 
     for obj in seen.found:
         touch(obj.key, obj=obj)
+    if seen.rescanned:  # registered days with no file left are in no listing
+        for day in latest_data_versions(context.instance, RAW_TMDB_KEY):
+            if Target(RAW_TMDB_KEY, day) not in touched:
+                touched[Target(RAW_TMDB_KEY, day)].named = True
     for key in seen.deleted:
         touch(key, deleted=True)
     for key in cursor.pending:
@@ -166,8 +176,11 @@ def evaluate(context: SensorEvaluationContext, lake: LakeResource, now: float, q
         if target.partition in outside:
             continue
         the_touch = touched[target]
-        # A rescan listed every file of every day (bookkeeping names were dropped by `_target`).
-        files = sorted(the_touch.listed, key=lambda o: o.key) if seen.rescanned else _list_target(storage, target, lake.layout)
+        # The rescan listed every file of the days it saw (bookkeeping names were dropped by `_target`).
+        if the_touch.named or not seen.rescanned:
+            files = _list_target(storage, target, lake.layout)
+        else:
+            files = sorted(the_touch.listed, key=lambda o: o.key)
         version = data_version(storage, files) if files else None
         if version == recorded.get(target):
             continue  # the same bytes as registered: a re-landing, or the project's own write
