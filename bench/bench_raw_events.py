@@ -119,11 +119,13 @@ def _life(lake: LakeResource, s3, sqs, url: str | None, bucket: str, per_day: in
         if url:
             _notify(sqs, url, bucket, relanded)
         time.sleep(MODIFIED_RESOLUTION_S)
-        requested = 0
+        requested, slowest = 0, (0.0, {})
         for _ in range(RESCAN_INTERVAL_S // TICK_INTERVAL_S + 1):  # through the next rescan
-            _, result, _ = tick()
+            elapsed, result, requests = tick()
             requested += len(result.run_requests)
+            slowest = max(slowest, (elapsed, requests), key=lambda t: t[0])
         figures["relanded_runs"] = f"{requested} runs, {len(relanded):,} objects"
+        figures["rescan"] = f"{slowest[0]:.2f} s, {sum(slowest[1].values())} req"
     return figures
 
 
@@ -187,6 +189,7 @@ def main() -> None:
         ("  the tick that requests it", "change_cost"),
         ("  runs requested", "change_runs"),
         ("30 days re-landed, identical bytes: runs through the next rescan", "relanded_runs"),
+        ("the slowest tick of that hour (the hourly full listing)", "rescan"),
     ]
     header = ("", *(f"{mode} {objects:,}" for objects in sizes for mode in ("listing", "events")))
     print_table(header, [(label, *(results[o][m][key] for o in sizes for m in ("listing", "events"))) for label, key in rows])
