@@ -126,6 +126,7 @@ bench: install
 	$(BIN)/python bench/record.py bench/bench_tmdb_collect.py
 	$(BIN)/python bench/record.py bench/bench_tmdb_runs.py
 	$(BIN)/python bench/record.py bench/bench_backfill_sensor.py
+	$(BIN)/python bench/record.py bench/bench_raw_events.py
 	$(BIN)/python bench/record.py bench/bench_instance.py
 	$(BIN)/python bench/record.py bench/bench_iceberg.py
 	$(BIN)/python bench/record.py bench/bench_cluster.py
