@@ -267,3 +267,16 @@ def test_an_old_day_emptied_of_files_is_reported_at_the_rescan(lake, instance, t
     assert daemon.tick(dt.datetime.now(dt.UTC).timestamp() + RESCAN_INTERVAL_S) == ([], [])  # nothing to rebuild from
     (warning,) = _warnings(tick_log)
     assert all(key in warning for key in gone) and "keeps its last version" in warning
+
+
+def test_the_events_queue_is_refused_in_one_line_without_an_s3_raw_zone():
+    from lake_assets.defs.settings import LakeSettings
+
+    url = "https://sqs.us-east-1.amazonaws.com/123456789012/lake-raw-events"
+    with pytest.raises(ValueError, match=r"^LAKE_RAW_EVENTS_QUEUE='https://sqs.*S3 events need the raw zone on S3"):
+        LakeSettings.from_env({"LAKE_RAW_EVENTS_QUEUE": url, "LAKE_ROOT": "./lake"})
+    with pytest.raises(ValueError, match=r"^LAKE_RAW_EVENTS_QUEUE='lake-raw-events': an SQS queue URL"):
+        LakeSettings.from_env({"LAKE_RAW_EVENTS_QUEUE": "lake-raw-events", "LAKE_ROOT": "s3://b/lake"})
+    settings = LakeSettings.from_env({"LAKE_RAW_EVENTS_QUEUE": url, "LAKE_ROOT": "./lake", "LAKE_RAW_ROOT": "s3://raw/lake"})
+    assert settings.raw_events_queue == url
+    assert LakeSettings.from_env({"LAKE_RAW_EVENTS_QUEUE": ""}).raw_events_queue is None  # empty: off

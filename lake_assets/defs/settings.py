@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Literal, Self
 
 from dagster import DefaultSensorStatus, EnvVar
 from dagster._utils.schedules import is_valid_cron_string
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator
 
 _BOOL = TypeAdapter(bool)
 
@@ -137,6 +137,16 @@ class LakeSettings(FromEnv):
         description="where the default SQLite catalog of an `s3://` lake lives",
         **env("LAKE_CATALOG_DIR"),
     )
+
+    @field_validator("raw_events_queue")
+    @classmethod
+    def _a_queue_of_an_s3_raw_zone(cls, value: str | None, info: ValidationInfo) -> str | None:
+        raw_root = info.data.get("raw_root") or info.data.get("root") or ""
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("an SQS queue URL, https://sqs.<region>.amazonaws.com/<account>/<queue>")
+        if value and not raw_root.startswith("s3://"):
+            raise ValueError(f"S3 events need the raw zone on S3, and it is {raw_root!r} (LAKE_RAW_ROOT or LAKE_ROOT)")
+        return value
 
 
 class TmdbSettings(FromEnv):
