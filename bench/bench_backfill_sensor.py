@@ -29,12 +29,12 @@ from pathlib import Path
 # this benchmark starts (set before lake_assets is imported, as the tests' conftest does).
 os.environ["TMDB_START_DATE"] = "2024-01-01"
 
-from common import START, materialize_tmdb, print_table, rows_per_day
-from dagster import build_sensor_context, instance_for_test  # noqa: E402
+from common import START, RequestCounter, SensorTicks, materialize_tmdb, print_table, rows_per_day
+from dagster import instance_for_test  # noqa: E402
 from dagster_aws.s3.sensor import get_objects
 
 from lake_assets.defs.resources.lake import LakeResource
-from lake_assets.defs.sensors import MODIFIED_RESOLUTION_S, TICK_INTERVAL_S, evaluate
+from lake_assets.defs.sensors import MODIFIED_RESOLUTION_S, TICK_INTERVAL_S
 from lake_assets.lib.raw_listing import RESCAN_INTERVAL_S
 from lake_assets.lib.storage.s3 import S3Storage
 from lake_tools.devserver import SparkConnectServer
@@ -84,22 +84,6 @@ def bench_spark(days: int, sample_runs: int, work: Path) -> list[tuple[str, str,
     ]
 
 
-class RequestCounter:
-    """S3 requests made through one boto3 client, by operation (ListObjectsV2 with and without a delimiter)."""
-
-    def __init__(self, client):
-        self.counts: dict[str, int] = {}
-        client.meta.events.register("before-parameter-build.s3.*", self._count)
-
-    def _count(self, model, params, **_):
-        name = model.name + (" (delimiter)" if params.get("Delimiter") else "")
-        self.counts[name] = self.counts.get(name, 0) + 1
-
-    def take(self) -> dict[str, int]:
-        counts, self.counts = self.counts, {}
-        return counts
-
-
 @contextlib.contextmanager
 def without_folder_listing():
     """The sensor as it was before the per-tick folder listing: no folder is ever new to it."""
@@ -117,21 +101,7 @@ def _sensor_run(lake: LakeResource, client, bucket: str, days: int, counter: Req
     storage is real), so the rescan an hour later is reached without waiting an hour."""
     figures = {}
     with instance_for_test() as instance:
-        cursor = None
-        clock = time.time()
-
-        def tick() -> tuple[float, object, dict]:
-            nonlocal cursor, clock
-            clock += TICK_INTERVAL_S
-            context = build_sensor_context(instance=instance, cursor=cursor, resources={"lake": lake})
-            counter.take()
-            started = time.monotonic()
-            result = evaluate(context, lake, now=clock)
-            elapsed = time.monotonic() - started
-            for event in result.asset_events:
-                instance.report_runless_asset_event(event)
-            cursor = result.cursor
-            return elapsed, result, counter.take()
+        tick = SensorTicks(instance, lake, counter)
 
         elapsed, result, requests = tick()
         figures["first"] = f"{elapsed:.2f} s, {sum(requests.values())} req"

@@ -23,33 +23,17 @@ from pathlib import Path
 
 os.environ["TMDB_START_DATE"] = "2024-01-01"  # the days below start there, and so must the partitions
 
-from common import START, print_table
-from dagster import build_sensor_context, instance_for_test
+from common import START, RequestCounter, SensorTicks, print_table
+from dagster import instance_for_test
 
 from lake_assets.defs.resources.lake import LakeResource
-from lake_assets.defs.sensors import MODIFIED_RESOLUTION_S, TICK_INTERVAL_S, evaluate
+from lake_assets.defs.sensors import MODIFIED_RESOLUTION_S, TICK_INTERVAL_S
 from lake_assets.lib.raw_listing import RESCAN_INTERVAL_S
 from lake_tools.moto_glue import DEV_CREDENTIALS, MotoGlue
 from lake_tools.seaweedfs import REGION, SeaweedS3
 
 DAYS = 1000
 AGE = 90  # the changed day is this many days before the newest
-
-
-class Requests:
-    """Requests one boto3 client made, by service and operation."""
-
-    def __init__(self, *clients):
-        self.counts: dict[str, int] = {}
-        for client in clients:
-            client.meta.events.register("before-parameter-build.*.*", self._count)
-
-    def _count(self, model, params, **_):
-        self.counts[model.name] = self.counts.get(model.name, 0) + 1
-
-    def take(self) -> dict[str, int]:
-        counts, self.counts = self.counts, {}
-        return counts
 
 
 def _key(day: int, part: int) -> str:
@@ -76,22 +60,9 @@ def _life(lake: LakeResource, s3, sqs, url: str | None, bucket: str, per_day: in
     """One sensor's life on the filled bucket, in listing mode (url None) or event mode."""
     figures = {}
     queue = lake.raw_events()
-    counter = Requests(lake.s3_client(), *([queue.client] if queue else []))
+    counter = RequestCounter(lake.s3_client(), *([queue.client] if queue else []))
     with instance_for_test() as instance:
-        cursor, clock = None, time.time()
-
-        def tick():
-            nonlocal cursor, clock
-            clock += TICK_INTERVAL_S
-            context = build_sensor_context(instance=instance, cursor=cursor, resources={"lake": lake})
-            counter.take()
-            started = time.monotonic()
-            result = evaluate(context, lake, now=clock, queue=queue)
-            elapsed = time.monotonic() - started
-            for event in result.asset_events:
-                instance.report_runless_asset_event(event)
-            cursor = result.cursor
-            return elapsed, result, counter.take()
+        tick = SensorTicks(instance, lake, counter, queue)
 
         elapsed, result, _ = tick()
         figures["first"] = f"{elapsed:.1f} s, {len(result.asset_events)} days"

@@ -57,6 +57,51 @@ def rows_per_day(lake) -> dict[str, int]:
     return dict(zip(counts["dt"].to_pylist(), counts["dt_count"].to_pylist(), strict=True))
 
 
+class RequestCounter:
+    """Requests made through boto3 clients (S3, SQS), by operation; a ListObjectsV2 with a delimiter
+    is counted apart."""
+
+    def __init__(self, *clients):
+        self.counts: dict[str, int] = {}
+        for client in clients:
+            client.meta.events.register("before-parameter-build.*.*", self._count)
+
+    def _count(self, model, params, **_):
+        name = model.name + (" (delimiter)" if params.get("Delimiter") else "")
+        self.counts[name] = self.counts.get(name, 0) + 1
+
+    def take(self) -> dict[str, int]:
+        counts, self.counts = self.counts, {}
+        return counts
+
+
+class SensorTicks:
+    """Ticks of the raw-arrival sensor on a real lake and instance, at simulated times 30 s apart (so
+    an hourly rescan comes without waiting an hour). A call returns (seconds, result, requests by
+    operation) and stores the result's events, as the daemon would."""
+
+    def __init__(self, instance, lake, counter: RequestCounter, queue=None):
+        self.instance, self.lake, self.counter, self.queue = instance, lake, counter, queue
+        self.cursor: str | None = None
+        self.clock = time.time()
+
+    def __call__(self):
+        from dagster import build_sensor_context
+
+        from lake_assets.defs.sensors import TICK_INTERVAL_S, evaluate
+
+        self.clock += TICK_INTERVAL_S
+        context = build_sensor_context(instance=self.instance, cursor=self.cursor, resources={"lake": self.lake})
+        self.counter.take()
+        started = time.monotonic()
+        result = evaluate(context, self.lake, now=self.clock, queue=self.queue)
+        elapsed = time.monotonic() - started
+        for event in result.asset_events:
+            self.instance.report_runless_asset_event(event)
+        self.cursor = result.cursor
+        return elapsed, result, self.counter.take()
+
+
 def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
     """Cells padded to their column's width, ` | ` between columns and a `-|-` rule under the header."""
     widths = [max([len(h), *(len(row[i]) for row in rows)]) for i, h in enumerate(header)]

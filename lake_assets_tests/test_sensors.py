@@ -4,7 +4,6 @@ daemon does: stores the asset events, keeps the cursor, and skips run requests w
 already launched."""
 
 import datetime as dt
-import hashlib
 import json
 import os
 import time
@@ -310,22 +309,6 @@ def test_a_backfill_before_the_days_were_registered_is_rebuilt_once(lake, instan
     assert _partitions(events) == ["2024-01-01", "2024-01-02", "2024-01-03"]
     assert _targets(requests) == [("trusted/tmdb", "2024-01-01...2024-01-03")]
     assert daemon.tick() == ([], [])
-
-
-def _version_on_disk(lake: LakeResource, day: str) -> str:
-    """A raw day's data version from its files' bytes, read with boto3 or from disk: the sorted MD5s."""
-    folder = f"raw/tmdb/dt={day}"
-    if lake.root.startswith("s3://"):
-        import boto3
-
-        bucket, prefix = lake.root.removeprefix("s3://").split("/", 1)
-        client = boto3.client("s3", endpoint_url=lake.endpoint_url, region_name=lake.region_name)
-        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/{folder}/")
-        keys = [o["Key"] for page in pages for o in page.get("Contents", []) if not o["Key"].rsplit("/", 1)[1].startswith("_")]
-        blobs = [client.get_object(Bucket=bucket, Key=key)["Body"].read() for key in keys]
-    else:
-        blobs = [p.read_bytes() for p in (Path(lake.root) / folder).glob("*") if not p.name.startswith("_")]
-    return hashlib.sha256("\n".join(sorted(hashlib.md5(b).hexdigest() for b in blobs)).encode()).hexdigest()[:24]
 
 
 def _fill(storage, days: int, per_day: int) -> None:

@@ -77,10 +77,6 @@ def file_names(prefix: str, keys: Sequence[str]) -> list[str]:
     return sorted(key[len(prefix.rstrip("/")) + 1 :] for key in keys)
 
 
-def landed_keys(storage: Storage, prefix: str) -> list[str]:
-    return [obj.key for obj in landed_files(storage, prefix)]
-
-
 def json_lines_records(storage: Storage, key: str, local_copy: str = "") -> int:
     """Non-blank lines of a JSON Lines file: the records Spark's JSON reader sees (blank lines are
     skipped). Read from the local copy when there is one, else from the storage."""
