@@ -20,6 +20,7 @@ from lake_assets.defs.assets import OWNERS, raw
 from lake_assets.defs.automation import deadline_check_spec, deadline_evaluations
 from lake_assets.defs.checks import check_specs, contract_events, schema_failure
 from lake_assets.defs.failures import failing_on_lake_errors
+from lake_assets.defs.io_managers.outcomes import table_lineage, table_schema
 from lake_assets.defs.io_managers.paths import LAKE_PATH
 from lake_assets.defs.io_managers.trusted import TrustedParquetIOManager
 from lake_assets.defs.partitions import daily_partitions
@@ -28,10 +29,12 @@ from lake_assets.defs.versions import RAW_DATA_VERSION, code_version
 from lake_assets.lib.contracts import FILMES, TMDB
 from lake_assets.lib.contracts.evaluate import Partition
 from lake_assets.lib.csv_files import Encoding, check_encoding, count_records, header_line, split_at_records
+from lake_assets.lib.lineage import column_lineage, declared_columns
 from lake_assets.lib.raw_zone import RawFile, RawFolders
 from lake_assets.lib.registry import TRUSTED_FILMES, TRUSTED_TMDB
 from lake_assets.lib.staging import SparkStage, local_file
 from lake_assets.lib.summaries import movies_by_company, movies_by_language
+from lake_assets.lib.tables.catalog import table_identifier
 from lake_assets.lib.transforms.columns import CORRUPT, normalise_column_name, partition_key_column
 from lake_assets.lib.transforms.filmes import Dialect, csv_options, detect_dialect, filmes_from_strings, header_columns
 from lake_assets.lib.transforms.tmdb import DETAILS_SCHEMA, standardise_details
@@ -62,7 +65,14 @@ class FilmesConfig(Config):
     kinds={"spark", "parquet"},
     owners=OWNERS,
     io_manager_key="parquet_io_manager",
-    metadata={LAKE_PATH: TRUSTED_FILMES.path},
+    metadata={
+        LAKE_PATH: TRUSTED_FILMES.path,
+        # Searchable before any run (docs/catalog.md): the union of the three layouts' columns, each
+        # saying which layouts have it; a run's own schema is its file's layout.
+        "dagster/table_name": table_identifier(TRUSTED_FILMES.path),
+        "dagster/column_schema": table_schema(declared_columns(FILMES)),
+        "dagster/column_lineage": table_lineage(raw.filmes_csv.key, column_lineage(TRUSTED_FILMES.path)),
+    },
     check_specs=check_specs(FILMES, FILMES_KEY),
     pool="trusted_filmes",
     code_version=code_version(TRUSTED_FILMES),
@@ -144,7 +154,13 @@ def _read_csv_as_strings(spark: SparkSession, paths: list[str], columns: list[st
     partitions_def=daily_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     io_manager_key="parquet_io_manager",
-    metadata={LAKE_PATH: TRUSTED_TMDB.path},
+    metadata={
+        LAKE_PATH: TRUSTED_TMDB.path,
+        # Searchable before any run (docs/catalog.md); one layout, so the same schema a run reports.
+        "dagster/table_name": table_identifier(TRUSTED_TMDB.path),
+        "dagster/column_schema": table_schema(declared_columns(TMDB)),
+        "dagster/column_lineage": table_lineage(raw.tmdb_json.key, column_lineage(TRUSTED_TMDB.path)),
+    },
     check_specs=[*check_specs(TMDB, TMDB_KEY, daily_partitions), deadline_check_spec(daily_partitions)],
     pool="trusted_tmdb",
     code_version=code_version(TRUSTED_TMDB),

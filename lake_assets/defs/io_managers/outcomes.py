@@ -1,13 +1,14 @@
 """What a publish reports: each table or partition's contract results, whether it was published, and
-its materialisation metadata."""
+its materialisation metadata; and the table metadata a trusted asset declares before any run."""
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from dagster import MetadataValue, TableColumn, TableSchema
+from dagster import AssetKey, MetadataValue, TableColumn, TableColumnDep, TableColumnLineage, TableSchema
 
 from lake_assets.lib.contracts import RuleResult, Severity
 from lake_assets.lib.contracts.evaluate import Observed, Partition
+from lake_assets.lib.contracts.rules import publishable
 
 
 @dataclass
@@ -72,15 +73,14 @@ class PublishReport:
     columns: list[tuple[str, str]]
     quality_log_uri: str
     column_docs: Mapping[str, str] = field(default_factory=dict)
+    report_uri: str = ""  # the run's HTML quality report, beside its quality log
 
     @property
     def not_published(self) -> list[PartitionOutcome]:
         return [o for o in self.outcomes if not o.published]
 
     def column_schema(self) -> TableSchema:
-        return TableSchema(
-            columns=[TableColumn(name=name, type=kind, description=self.column_docs.get(name)) for name, kind in self.columns]
-        )
+        return table_schema((name, kind, self.column_docs.get(name)) for name, kind in self.columns)
 
     def failure_message(self, table: str) -> str:
         """One line per partition that was not published: the rules, counts and samples."""
@@ -91,11 +91,26 @@ class PublishReport:
         return "\n".join(lines)
 
 
+def table_schema(columns: Iterable[tuple[str, str, str | None]]) -> TableSchema:
+    """`dagster/column_schema` from (name, type, description): the written columns at run time, the
+    contract's (`lake_assets.lib.lineage.declared_columns`) at definition time."""
+    return TableSchema(columns=[TableColumn(name=name, type=kind, description=doc) for name, kind, doc in columns])
+
+
+def table_lineage(source: AssetKey, lineage: Mapping[str, Sequence[str]]) -> TableColumnLineage:
+    """`dagster/column_lineage`: each column from the `source` asset's fields (`lake_assets.lib.lineage`)."""
+    return TableColumnLineage(
+        deps_by_column={
+            column: [TableColumnDep(asset_key=source, column_name=name) for name in fields] for column, fields in lineage.items()
+        }
+    )
+
+
 def from_results(key: Partition, uri: str, results: list[RuleResult], observed: Observed, current: Mapping) -> PartitionOutcome:
     """A partition's contract results as an outcome: published unless a `fail` rule blocks it."""
     return PartitionOutcome(
         partition=key,
-        published=not any(r.blocks_publish for r in results),
+        published=publishable(results),
         uri=uri,
         rows=observed.rows.get(key, 0),
         rejected=observed.rejected.get(key, 0),

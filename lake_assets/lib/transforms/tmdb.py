@@ -4,6 +4,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from lake_assets.lib.lineage import TMDB_FIELDS
 from lake_assets.lib.transforms.columns import CORRUPT, RAW, REJECT_REASON
 
 _NAMED = T.ArrayType(T.StructType([T.StructField("id", T.LongType()), T.StructField("name", T.StringType())]))
@@ -47,27 +48,42 @@ def _names(column: str):
 def standardise_details(details: DataFrame) -> DataFrame:
     """TMDB's detail records typed into the trusted columns, with `dt`, the original record in `_raw`
     (for the quarantine) and `_reject_reason` for a line that is not a JSON record. Keys, duplicates
-    and value rules are the contract's business (`lake_assets.lib.contracts.tmdb`)."""
+    and value rules are the contract's business (`lake_assets.lib.contracts.tmdb`). Each column reads
+    the field `TMDB_FIELDS` names for it: one home for the mapping and the column lineage."""
     original = F.coalesce(F.col(CORRUPT), F.to_json(F.struct(*[c for c in details.columns if c not in (CORRUPT, "dt")])))
-    return details.select(
-        F.col("id").alias("tmdb_id"),
-        _text("imdb_id").alias("imdb_id"),
-        _text("title").alias("titulo"),
-        _text("original_title").alias("titulo_original"),
-        F.try_to_date(_text("release_date"), "yyyy-MM-dd").alias("data_de_lancamento"),
-        _text("overview").alias("visao_geral"),
-        F.col("popularity").alias("popularidade"),
-        F.col("vote_count").alias("votos"),
-        F.col("vote_average").alias("media_de_votos"),
-        _text("original_language").alias("idioma_original"),
-        _names("genres").alias("generos"),
-        _names("production_companies").alias("produtoras"),
-        _names("production_countries").alias("paises_de_origem"),
+
+    def kept(column: str):
+        return F.col(TMDB_FIELDS[column]).alias(column)
+
+    def text(column: str):
+        return _text(TMDB_FIELDS[column]).alias(column)
+
+    def names(column: str):
+        return _names(TMDB_FIELDS[column]).alias(column)
+
+    def known(column: str):
         # TMDB writes 0 for an unknown runtime, budget or revenue.
-        F.when(F.col("runtime") > 0, F.col("runtime")).alias("duracao_minutos"),
-        F.when(F.col("budget") > 0, F.col("budget")).alias("orcamento"),
-        F.when(F.col("revenue") > 0, F.col("revenue")).alias("receita"),
-        _text("status").alias("status"),
+        field = F.col(TMDB_FIELDS[column])
+        return F.when(field > 0, field).alias(column)
+
+    return details.select(
+        kept("tmdb_id"),
+        text("imdb_id"),
+        text("titulo"),
+        text("titulo_original"),
+        F.try_to_date(_text(TMDB_FIELDS["data_de_lancamento"]), "yyyy-MM-dd").alias("data_de_lancamento"),
+        text("visao_geral"),
+        kept("popularidade"),
+        kept("votos"),
+        kept("media_de_votos"),
+        text("idioma_original"),
+        names("generos"),
+        names("produtoras"),
+        names("paises_de_origem"),
+        known("duracao_minutos"),
+        known("orcamento"),
+        known("receita"),
+        text("status"),
         "dt",
         F.struct(original.alias("record")).alias(RAW),
         F.when(F.col(CORRUPT).isNotNull(), F.lit("malformed JSON line")).alias(REJECT_REASON),
