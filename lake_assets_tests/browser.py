@@ -87,6 +87,11 @@ class Browser:
     def open(self, url: str) -> None:
         self._call("Page.navigate", url=url)
 
+    def on_every_page(self, script: str) -> None:
+        """Run `script` in each page opened from now on, before the page's own (e.g. to time its load)."""
+        self._call("Page.enable")  # without it, Chromium accepts the script and never runs it
+        self._call("Page.addScriptToEvaluateOnNewDocument", source=script)
+
     def wait_for_text(self, text: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while not self.evaluate(f"document.body !== null && document.body.innerText.includes({json.dumps(text)})"):
