@@ -7,7 +7,7 @@ export SPARK_LOCAL_IP ?= 127.0.0.1
 # `make run`, `make dev` and the CLI share one Dagster instance, so the UI shows what `make run` built.
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install run test test-unit test-fast lint bench dev clean run-s3 s3-down spark-up spark-down cluster-up cluster-down seed-history \
+.PHONY: install run test test-unit test-fast lint bench dev clean report run-s3 s3-down spark-up spark-down cluster-up cluster-down seed-history \
         deploy-up deploy-reload deploy-down \
         migrate glue-up glue-down
 
@@ -26,6 +26,11 @@ install: $(STAMP)
 run: install
 	@PYTHON=$(PYTHON) lake_tools/bootstrap.sh run
 	@$(BIN)/python -m lake_tools.quickstart
+
+## The path of the latest quality report (trusted/_quality/*.html; TABLE=tmdb or filmes for one
+## table's), opened in a browser when the machine has a display.
+report: install
+	@$(BIN)/python -m lake_assets.cli.report $(if $(TABLE),--table $(TABLE))
 
 ## The whole suite, end-to-end tests included (Chromium is installed first when missing, as root).
 test: install

@@ -12,6 +12,7 @@ from dagster import (
     AssetCheckSeverity,
     AssetKey,
     Failure,
+    MetadataValue,
     asset,
     asset_check,
     build_sensor_context,
@@ -27,6 +28,7 @@ from lake_assets.defs.alerts import (
 )
 from lake_assets.defs.assets import raw
 from lake_assets.defs.automation import TRUSTED_FILMES
+from lake_assets.defs.checks import QUALITY_REPORT
 from lake_assets.defs.io_managers.raw import RawZoneIOManager
 from lake_assets.defs.resources.lake import LakeResource
 from lake_assets.defs.resources.tmdb import TMDBResource
@@ -140,11 +142,13 @@ def test_a_blocking_warn_posts_once_and_rejections_alone_do_not(hook, instance):
         )
 
     sensor = Sensor(check_failure_alerts, instance, _webhook(hook))
-    outcome["metadata"] = {"rules_broken": 0, "rules_warned": 1, "rejected_rows": 0}
+    report = "lake/trusted/_quality/contracted-20261207T100000-abcd1234.html"
+    outcome["metadata"] = {"rules_broken": 0, "rules_warned": 1, "rejected_rows": 0, QUALITY_REPORT: MetadataValue.path(report)}
     assert materialize([contracted, contract], instance=instance).success
     sensor.tick()
     (text,) = hook.messages
     assert text.startswith("lake_assets: blocking check failed | trusted/contracted | contract failed: a warning |")
+    assert text.endswith(f" | report {report}")  # the run's quality report, which the contract check names
 
     outcome["metadata"] = {"rules_broken": 0, "rules_warned": 0, "rejected_rows": 2}
     assert materialize([contracted, contract], instance=instance).success

@@ -44,6 +44,7 @@ from lake_assets.defs.automation import (
     current_time,
     deadline_history,
 )
+from lake_assets.defs.checks import QUALITY_REPORT
 from lake_assets.defs.resources.webhook import WEBHOOK_VARIABLE, AlertDeliveryError, AlertWebhook
 from lake_assets.defs.settings import Settings, secret_values
 
@@ -74,12 +75,18 @@ def redact(text: str, environ: Mapping[str, str] | None = None) -> str:
     return text
 
 
-def message(kind: str, subject: str, cause: str, link: str) -> str:
-    """The alert line: `lake_assets: <kind> | <asset [partition]> | <cause: its first line> | <link>`."""
+def message(kind: str, subject: str, cause: str, link: str, report: str | None = None) -> str:
+    """The alert line: `lake_assets: <kind> | <asset [partition]> | <cause: its first line> | <link>`,
+    then `| report <uri>` when a contract check names the run's quality report."""
     line = " ".join(next((text for text in cause.splitlines() if text.strip()), cause).split())
     if len(line) > _CAUSE_CHARS:
         line = line[: _CAUSE_CHARS - 1] + "…"
-    return redact(f"{SOURCE}: {kind} | {subject} | {line} | {link}")
+    return redact(f"{SOURCE}: {kind} | {subject} | {line} | {link}" + (f" | report {report}" if report else ""))
+
+
+def _report(evaluation: AssetCheckEvaluation) -> str | None:
+    entry = evaluation.metadata.get(QUALITY_REPORT)
+    return str(entry.value) if entry is not None else None
 
 
 def run_subject(instance: DagsterInstance, run: DagsterRun) -> str:
@@ -140,14 +147,16 @@ def failed_run_message(instance: DagsterInstance, run: DagsterRun, webhook: Aler
             cause += f": {first.description}"
         if len(blocking) > 1:
             cause += f" (+{len(blocking) - 1} more failed blocking check(s))"
+        report = _report(first)
     else:
+        report = None
         step_error = _step_error(instance, run.run_id)
         if step_error is not None:
             cause = step_error
         else:
             failures = instance.all_logs(run.run_id, of_type=DagsterEventType.PIPELINE_FAILURE)
             cause = failures[-1].message if failures and failures[-1].message else "the run failed before any step ran"
-    return message("run failed", run_subject(instance, run), cause, webhook.run_link(run.run_id))
+    return message("run failed", run_subject(instance, run), cause, webhook.run_link(run.run_id), report)
 
 
 def failed_check_messages(instance: DagsterInstance, run: DagsterRun, webhook: AlertWebhook) -> list[str]:
@@ -160,7 +169,7 @@ def failed_check_messages(instance: DagsterInstance, run: DagsterRun, webhook: A
         partition = _check_partition(evaluation)
         subject = evaluation.asset_key.to_user_string() + (f" [{partition}]" if partition else "")
         cause = f"{evaluation.check_name} failed" + (f": {evaluation.description}" if evaluation.description else "")
-        messages.append(message("blocking check failed", subject, cause, webhook.run_link(run.run_id)))
+        messages.append(message("blocking check failed", subject, cause, webhook.run_link(run.run_id), _report(evaluation)))
     return messages
 
 

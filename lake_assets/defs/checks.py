@@ -35,8 +35,10 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetC
 
 from lake_assets.defs.io_managers.outcomes import PartitionOutcome, PublishReport, rejected_line
 from lake_assets.lib.contracts import SCHEMA_CHECK, Contract, RuleResult
+from lake_assets.lib.contracts.rules import Anomaly
 
 CONTRACT_CHECK = "contract"
+QUALITY_REPORT = "quality_report"  # the metadata entry naming the run's HTML report (alerts link it)
 
 # Partitioned asset checks are a 1.13 preview feature; they are what makes per-day results possible.
 warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=PreviewWarning)
@@ -46,13 +48,15 @@ def check_specs(
     contract: Contract, asset_key: AssetKey, partitions_def: PartitionsDefinition | None = None
 ) -> list[AssetCheckSpec]:
     """The contract check: blocking, so a day that broke a `fail` rule holds back what reads it."""
-    rules = [f"{SCHEMA_CHECK} (fail)"] + [f"{rule.name} ({rule.severity})" for rule in contract.rules]
+    fixed = [f"{SCHEMA_CHECK} (fail)"] + [f"{r.name} ({r.severity})" for r in contract.rules if not isinstance(r, Anomaly)]
+    anomalies = sum(isinstance(r, Anomaly) for r in contract.rules)
+    history = f", and {anomalies} anomaly rules (anomaly_*) judged against the last published days" if anomalies else ""
     return [
         AssetCheckSpec(
             CONTRACT_CHECK,
             asset=asset_key,
             description=(
-                f"{contract.description} {len(rules)} rules: {', '.join(rules)}. Fails (ERROR, blocking) when a fail rule "
+                f"{contract.description} {len(fixed) + anomalies} rules: {', '.join(fixed)}{history}. Fails (ERROR, blocking) when a fail rule "
                 "breaks; WARN when a warn rule breaks or any row is rejected. See docs/contracts.md."
             ),
             blocking=True,
@@ -71,7 +75,12 @@ def contract_events(
     published."""
 
     def metadata(outcome: PartitionOutcome) -> dict:
-        return {**outcome.metadata(), "dagster/column_schema": report.column_schema(), "quality_log": report.quality_log_uri}
+        return {
+            **outcome.metadata(),
+            "dagster/column_schema": report.column_schema(),
+            "quality_log": report.quality_log_uri,
+            QUALITY_REPORT: MetadataValue.path(report.report_uri),
+        }
 
     published = [o for o in report.outcomes if o.published]
     if report.not_published:
@@ -86,7 +95,7 @@ def contract_events(
         yield MaterializeResult()
     targets = _materializations(context, [o.partition for o in published])
     for outcome in report.outcomes:
-        yield evaluation(context.asset_key, outcome, targets.get(outcome.partition))
+        yield evaluation(context.asset_key, outcome, targets.get(outcome.partition), report.report_uri)
     if also is not None:
         yield from also([o.partition for o in report.outcomes])
     if report.not_published:
@@ -108,7 +117,7 @@ def schema_failure(asset_key: AssetKey, message: str) -> AssetCheckEvaluation:
     )
 
 
-def evaluation(asset_key: AssetKey, outcome: PartitionOutcome, target=None) -> AssetCheckEvaluation:
+def evaluation(asset_key: AssetKey, outcome: PartitionOutcome, target=None, report_uri: str = "") -> AssetCheckEvaluation:
     """The contract check's result for one table or partition.
 
     Rejected rows alone make it WARN: a row set aside is data a reader will not see, so the check says
@@ -123,7 +132,9 @@ def evaluation(asset_key: AssetKey, outcome: PartitionOutcome, target=None) -> A
     if outcome.rejected:
         parts.append(rejected_line(outcome.rejected, outcome.rejected_by_reason))
     description = "; ".join(parts) + f". {outcome.rules_line()}."
-    applicable = [r for r in outcome.results if r.applicable]
+    applicable = [r for r in outcome.results if r.applicable and not isinstance(r.rule, Anomaly)]
+    anomalies = [r for r in outcome.results if isinstance(r.rule, Anomaly)]
+    out_of_band = [r for r in anomalies if r.violations]
     return AssetCheckEvaluation(
         asset_key=asset_key,
         check_name=CONTRACT_CHECK,
@@ -141,8 +152,18 @@ def evaluation(asset_key: AssetKey, outcome: PartitionOutcome, target=None) -> A
             "rejected_by_reason": dict(outcome.rejected_by_reason),
             "broken": [r.name for r in broken],
             "warned": [r.name for r in warned],
-            "rules_table": MetadataValue.md(_rules_table(outcome.results)),
+            "rules_table": MetadataValue.md(_rules_table([r for r in outcome.results if not isinstance(r.rule, Anomaly)])),
+            **(
+                {
+                    "anomalies_out_of_band": [r.name for r in out_of_band],
+                    "anomalies_table": MetadataValue.md(_anomalies_table(anomalies)),
+                    **{f"anomaly/{r.name}": {"observed": r.observed, "expected": list(r.band or ())} for r in out_of_band},
+                }
+                if anomalies
+                else {}
+            ),
             "action": "published" if outcome.published else outcome.not_published_line(),
+            **({QUALITY_REPORT: MetadataValue.path(report_uri)} if report_uri else {}),
         },
         severity=AssetCheckSeverity.ERROR if broken else AssetCheckSeverity.WARN,
         description=description,
@@ -160,6 +181,17 @@ def _rules_table(results: list[RuleResult]) -> str:
         lines.append(
             f"| {r.name} | {r.severity} | {violations} | {r.checked} | {r.measured} | {samples} | {r.description.replace('|', '/')} |"
         )
+    return "\n".join(lines)
+
+
+def _anomalies_table(results: list[RuleResult]) -> str:
+    """Each anomaly rule's reading against its band, the ones out of band first."""
+    lines = ["| rule | severity | observed | expected band | verdict |", "|---|---|---|---|---|"]
+    for r in sorted(results, key=lambda r: (not r.violations, r.name)):
+        observed = f"{r.observed:.4g}" if r.observed is not None else "n/a"
+        band = f"{r.band[0]:.4g} to {r.band[1]:.4g}" if r.band else "n/a"
+        verdict = "out of band" if r.violations else ("in band" if r.band else r.measured)
+        lines.append(f"| {r.name} | {r.severity} | {observed} | {band} | {verdict} |")
     return "\n".join(lines)
 
 

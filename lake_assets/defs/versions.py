@@ -44,14 +44,17 @@ class CodeVersion:
 
 
 _SHARED = ("lake_assets.defs.assets.trusted", "lake_assets.defs.io_managers.trusted", "lake_assets.lib.transforms.columns")
-_CONTRACTS = ("lake_assets.lib.contracts.rules", "lake_assets.lib.contracts.evaluate")
+# Anomaly rules decide publication too when declared `fail`.
+_CONTRACTS = ("lake_assets.lib.contracts.rules", "lake_assets.lib.contracts.evaluate", "lake_assets.lib.contracts.anomalies")
 CODE_VERSIONS = {
     registry.TRUSTED_TMDB.key: CodeVersion(
-        "1", "8d7a6d98d802201f", (*_SHARED, "lake_assets.lib.transforms.tmdb", "lake_assets.lib.contracts.tmdb", *_CONTRACTS)
+        "1",
+        "3eaa5d7a2ec36706",
+        (*_SHARED, "lake_assets.lib.transforms.tmdb", "lake_assets.lib.lineage", "lake_assets.lib.contracts.tmdb", *_CONTRACTS),
     ),
     registry.TRUSTED_FILMES.key: CodeVersion(
         "1",
-        "0e08b9fb845c2dea",
+        "a23b60e6c4927311",
         (
             *_SHARED,
             "lake_assets.lib.transforms.filmes",

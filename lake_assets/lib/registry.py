@@ -38,3 +38,9 @@ TRUSTED_TMDB = Dataset(key=("trusted", "tmdb"), path="trusted/tmdb", daily=True,
 TRUSTED = (TRUSTED_FILMES, TRUSTED_TMDB)  # the Iceberg tables
 # Which trusted table each raw dataset feeds.
 TRUSTED_OF = {RAW_FILMES: TRUSTED_FILMES, RAW_TMDB: TRUSTED_TMDB}
+
+
+def source_of(trusted_path: str) -> Dataset | None:
+    """The raw dataset a trusted table (by its path) is built from; None for a table not in the lake's
+    registry (a test's own contract)."""
+    return next((raw for raw, trusted in TRUSTED_OF.items() if trusted.path == trusted_path), None)

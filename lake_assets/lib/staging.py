@@ -12,7 +12,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -181,8 +181,15 @@ def row_count(storage: Storage, files: Iterable[StagedFile]) -> int:
     return sum(parquet_footer(storage, f).num_rows for f in files)
 
 
-def read_arrow(storage: Storage, files: Iterable[StagedFile]) -> pa.Table:
-    tables = [
-        pq.read_table(f) if isinstance(f, Path) else pq.read_table(pa.BufferReader(storage.get_bytes(f.key))) for f in files
-    ]
-    return pa.concat_tables(tables) if tables else pa.table({})
+def read_arrow(
+    storage: Storage, files: Iterable[StagedFile], columns: Sequence[str] | None = None, rows: int | None = None
+) -> pa.Table:
+    """Staged Parquet as one table: only `columns` when given, and the first `rows` when given."""
+    tables = []
+    for f in files:
+        source = f if isinstance(f, Path) else pa.BufferReader(storage.get_bytes(f.key))
+        tables.append(pq.read_table(source, columns=list(columns) if columns is not None else None))
+        if rows is not None and sum(t.num_rows for t in tables) >= rows:
+            break
+    table = pa.concat_tables(tables) if tables else pa.table({})
+    return table.slice(0, rows) if rows is not None else table

@@ -10,27 +10,29 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from dagster import AssetExecutionContext, ConfigurableIOManager, Failure, InputContext, OutputContext
 from pydantic import Field
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lake_assets.defs.io_managers.outcomes import PartitionOutcome, PublishReport, from_results
+from lake_assets.defs.io_managers.outcomes import PublishReport, from_results
 from lake_assets.defs.io_managers.paths import lake_path, zone
 from lake_assets.defs.resources import CatalogResource, LakeResource, SparkResource
+from lake_assets.lib import quality_log, quality_report
 from lake_assets.lib.contracts import Contract
+from lake_assets.lib.contracts.anomalies import anomaly_rules, profile
 from lake_assets.lib.contracts.evaluate import (
     Observed,
     Partition,
-    judge,
-    quality_log,
+    judge_in_order,
     schema_result,
     split,
     violations_by_partition,
 )
 from lake_assets.lib.contracts.rules import FLAG_PREFIX, ComparedToPrevious
+from lake_assets.lib.lineage import column_lineage
 from lake_assets.lib.partitions import dt_path
+from lake_assets.lib.registry import source_of
 from lake_assets.lib.staging import (
     SparkStage,
     StagedFile,
@@ -49,7 +51,7 @@ from lake_assets.lib.tables.catalog import describe as describe_catalog
 from lake_assets.lib.tables.catalog import table_identifier
 from lake_assets.lib.transforms.columns import partition_key_column
 
-QUALITY_LOG = "trusted/_quality"  # one Parquet file per table per run: readable with DuckDB
+REPORT_SAMPLES = 5  # rejected rows per partition shown in the quality report
 # The staging copy of the partition column that Spark turns into folder names.
 _FOLDER_COLUMN = "dt_folder"  # not `_`-prefixed: Spark and the stage skip such folders
 
@@ -144,12 +146,17 @@ class TrustedParquetIOManager(ConfigurableIOManager):
             if any(isinstance(r, ComparedToPrevious) for r in contract.rules):
                 observed.previous_rows = self._previous_rows(table, storage, days, observed.rows)
             schema = schema_result(contract, layout, columns)
-            outcomes = [
-                from_results(
-                    key, storage.uri(self._folder(path, key)), judge(contract, layout, key, observed, schema), observed, current
-                )
-                for key in keys
-            ]
+            now = dt.datetime.now(dt.UTC)
+            logs = quality_log.LogReader(storage, contract.table)
+            rules = anomaly_rules(contract, layout)
+            earlier = logs.covering(keys[0], max(r.window for r in rules)) if rules else None
+            if rules:
+                observed.readings = self._readings(storage, contract, layout, keys, data, observed)
+            judged = judge_in_order(contract, layout, keys, observed, schema, earlier, now)
+            outcomes = [from_results(key, storage.uri(self._folder(path, key)), judged[key], observed, current) for key in keys]
+            samples = {
+                key: read_arrow(storage, files.values(), rows=REPORT_SAMPLES).to_pylist() for key, files in quarantined.items()
+            }
             published = [o for o in outcomes if o.published]
             if published:
                 snapshot = self._commit(
@@ -170,7 +177,10 @@ class TrustedParquetIOManager(ConfigurableIOManager):
                 outcome.extra = {**(metadata or {}), **outcome.extra}
         finally:
             stage.close()
-        log_uri = self._log(storage, contract, context.run_id, outcomes)
+        # The report's trends reach further back than the rules do: the reader goes on reading.
+        trend_from = (dt.date.fromisoformat(keys[-1]) + dt.timedelta(days=1)).isoformat() if keys[-1] else None
+        earlier = logs.covering(trend_from, quality_report.TREND_DAYS)
+        log_uri, report_uri = self._log(storage, contract, layout, context.run_id, now, outcomes, earlier, samples)
         if self.catalog is not None and published:  # after the commit: a catalog never names uncommitted data
             registered = self.catalog.register(
                 storage,
@@ -183,7 +193,7 @@ class TrustedParquetIOManager(ConfigurableIOManager):
             )
             for outcome in published:
                 outcome.extra.update(registered)
-        return PublishReport(outcomes, columns, log_uri, contract.column_docs(layout))
+        return PublishReport(outcomes, columns, log_uri, contract.column_docs(layout), report_uri)
 
     def _folder(self, path: str, key: Partition) -> str:
         """A table's folder, or its partition's (`dt=...`) below it."""
@@ -244,11 +254,33 @@ class TrustedParquetIOManager(ConfigurableIOManager):
         stored = iceberg.rows_by_partition(iceberg.current_files(table, storage, wanted)) if table is not None and wanted else {}
         return {key: this_run[day] if day in this_run else stored.get(day) for key, day in before.items()}
 
-    def _log(self, storage: Storage, contract: Contract, run_id: str, outcomes: list[PartitionOutcome]) -> str:
-        now = dt.datetime.now(dt.UTC)
-        log = quality_log(contract.table, run_id, now, {o.partition: (o.results, o.published) for o in outcomes})
-        sink = pa.BufferOutputStream()
-        pq.write_table(log, sink)
-        key = f"{QUALITY_LOG}/{contract.table.split('/')[-1]}-{now:%Y%m%dT%H%M%S}-{run_id[:8]}.parquet"
-        storage.put_bytes(sink.getvalue().to_pybytes(), key)
-        return storage.uri(key)
+    def _readings(self, storage, contract, layout, keys, data, observed) -> dict:
+        """Each partition's anomaly readings, from its staged rows (only the columns the rules read)."""
+        wanted = sorted({r.column for r in anomaly_rules(contract, layout) if r.column})
+        return {
+            key: profile(
+                contract,
+                layout,
+                read_arrow(storage, data.get(key, {}).values(), columns=wanted),
+                observed.rejected_by_reason.get(key, {}),
+            )
+            for key in keys
+        }
+
+    def _log(self, storage, contract, layout, run_id, now, outcomes, earlier, samples) -> tuple[str, str]:
+        """Append the run's results to the quality log and write its report beside it: (log, report)."""
+        entries = quality_log.entries(contract.table, run_id, now, {o.partition: (o.results, o.published) for o in outcomes})
+        log_uri = quality_log.write(storage, entries, quality_log.log_key(contract.table, run_id, now))
+        source = source_of(contract.table)
+        html = quality_report.render(
+            contract.table,
+            run_id,
+            pa.concat_tables([earlier, entries]),
+            rejected=samples,
+            lineage=column_lineage(contract.table, layout) if source else {},
+            raw_asset="/".join(source.key) if source else "",
+            generated_at=now,
+        )
+        report_key = quality_log.log_key(contract.table, run_id, now, "html")
+        storage.put_bytes(html.encode(), report_key)
+        return log_uri, storage.uri(report_key)

@@ -17,10 +17,13 @@ from pyspark.sql import DataFrame, Observation, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import to_arrow_schema
 
+from lake_assets.lib.contracts import anomalies
+from lake_assets.lib.contracts.anomalies import History, Reading
 from lake_assets.lib.contracts.rules import (
     FLAG_PREFIX,
     SAMPLES,
     SCHEMA_CHECK,
+    Anomaly,
     ByRowRule,
     Contract,
     Counts,
@@ -28,6 +31,7 @@ from lake_assets.lib.contracts.rules import (
     RuleResult,
     Severity,
     TableRule,
+    publishable,
 )
 from lake_assets.lib.transforms.columns import RAW, REJECT_REASON
 
@@ -61,6 +65,8 @@ class Observed:
     rejected_by_reason: Mapping[Partition, Mapping[str, int]] = field(default_factory=dict)
     source_records: Mapping[Partition, int] = field(default_factory=dict)
     previous_rows: Mapping[Partition, int | None] = field(default_factory=dict)
+    # {partition: {anomaly rule name: reading}}, from the published rows (`anomalies.profile`)
+    readings: Mapping[Partition, Mapping[str, Reading]] = field(default_factory=dict)
 
 
 @dataclass
@@ -162,8 +168,11 @@ def schema_result(contract: Contract, layout: str, written: Sequence[tuple[str, 
     )
 
 
-def judge(contract: Contract, layout: str, partition: Partition, observed: Observed, schema: RuleResult) -> list[RuleResult]:
-    """Every rule of the contract on one table or partition, the schema contract first."""
+def judge(
+    contract: Contract, layout: str, partition: Partition, observed: Observed, schema: RuleResult, history: History | None = None
+) -> list[RuleResult]:
+    """Every rule of the contract on one table or partition, the schema contract first; anomaly rules
+    against `history` (none: every anomaly rule is still warming up)."""
     rows, rejected = observed.rows.get(partition, 0), observed.rejected.get(partition, 0)
     counts = Counts(
         rows=rows,
@@ -176,6 +185,9 @@ def judge(contract: Contract, layout: str, partition: Partition, observed: Obser
     for rule in contract.rules:
         if id(rule) not in applicable:
             results.append(_result(rule, 0, 0, applicable=False))
+        elif isinstance(rule, Anomaly):
+            past = history.before(rule.name, partition, rule.window) if history else []
+            results.append(anomalies.judge(rule, observed.readings.get(partition, {}).get(rule.name), past))
         elif isinstance(rule, TableRule):
             violations, measured = rule.judge(counts)
             results.append(_result(rule, violations, rows, measured=measured))
@@ -186,6 +198,27 @@ def judge(contract: Contract, layout: str, partition: Partition, observed: Obser
             count, samples = observed.violations.get(partition, {}).get(rule.name, (0, []))
             results.append(_result(rule, count, rows, samples=samples))
     return results
+
+
+def judge_in_order(
+    contract: Contract,
+    layout: str,
+    keys: Sequence[Partition],
+    observed: Observed,
+    schema: RuleResult,
+    earlier: pa.Table | None,
+    now: dt.datetime,
+) -> dict[Partition, list[RuleResult]]:
+    """`judge` for each partition in date order, anomaly rules against `earlier` (the quality log's
+    rows before this run; None: the contract has no anomaly rule). A published partition joins the
+    history of the next, so a backfill's later days are judged by its earlier ones."""
+    history = History.from_log(earlier) if earlier is not None else None
+    judged = {}
+    for key in sorted(keys, key=lambda k: k or ""):
+        judged[key] = results = judge(contract, layout, key, observed, schema, history)
+        if history is not None and publishable(results):
+            history.record(key, now, results)
+    return judged
 
 
 def _result(rule: Rule, violations: int, checked: int, *, samples=(), measured: str = "", applicable: bool = True) -> RuleResult:
@@ -240,52 +273,3 @@ def rejected_by_reason(rejected: DataFrame, contract: Contract) -> dict[Partitio
     for row in counts:
         out.setdefault(row["partition"], {})[row["reason"]] = row["count"]
     return out
-
-
-QUALITY_LOG_SCHEMA = pa.schema(
-    [
-        ("evaluated_at", pa.timestamp("ms", tz="UTC")),
-        ("run_id", pa.string()),
-        ("table", pa.string()),
-        ("partition", pa.string()),
-        ("rule", pa.string()),
-        ("kind", pa.string()),
-        ("severity", pa.string()),
-        ("description", pa.string()),
-        ("applicable", pa.bool_()),
-        ("passed", pa.bool_()),
-        ("violations", pa.int64()),
-        ("rows_checked", pa.int64()),
-        ("measured", pa.string()),
-        ("samples", pa.list_(pa.string())),
-        ("published", pa.bool_()),
-    ]
-)
-
-
-def quality_log(
-    table: str, run_id: str, evaluated_at: dt.datetime, results: Mapping[Partition, tuple[list[RuleResult], bool]]
-) -> pa.Table:
-    """One row per rule per table-or-partition of this run: the lake's quality log (`_quality/`)."""
-    rows = [
-        {
-            "evaluated_at": evaluated_at,
-            "run_id": run_id,
-            "table": table,
-            "partition": partition,
-            "rule": r.name,
-            "kind": r.rule.kind if r.rule else "Schema",
-            "severity": str(r.severity),
-            "description": r.description,
-            "applicable": r.applicable,
-            "passed": r.passed,
-            "violations": r.violations,
-            "rows_checked": r.checked,
-            "measured": r.measured,
-            "samples": r.samples,
-            "published": published,
-        }
-        for partition, (partition_results, published) in results.items()
-        for r in partition_results
-    ]
-    return pa.Table.from_pylist(rows, schema=QUALITY_LOG_SCHEMA)

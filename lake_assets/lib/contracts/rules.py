@@ -220,6 +220,38 @@ class ReconcilesWithSource(TableRule):
         return abs(counts.source_records - accounted), measured
 
 
+class Metric(StrEnum):
+    """What an anomaly rule follows, one number per table or partition, kept in the quality log."""
+
+    ROW_COUNT = "row_count"  # records checked: published plus rejected
+    NULL_SHARE = "null_share"  # share of published rows where the column is null
+    DISTINCT_SHARE = "distinct_share"  # distinct key values per record checked (duplicates set aside count)
+    MEAN = "mean"  # mean of a numeric column over published rows (nulls left out)
+    DISTRIBUTION = "distribution"  # distance of a column's value shares from the window's median shares
+
+
+@dataclass(frozen=True)
+class Anomaly(Rule):
+    """A metric judged against its own history: the last `window` published days (or versions of an
+    unpartitioned table) set a band, median ± `tolerance` scaled MADs, never narrower than `floor`
+    nor than `relative` of the median (a steady metric has a MAD of 0). Fewer than `window` days of
+    history: not judged yet (warm-up). For `DISTRIBUTION` the observed value is a distance (total
+    variation, 0 to 1) and only the band's top counts.
+
+    It reads only the quality log (`lake_assets.lib.contracts.anomalies`): no pass over the data."""
+
+    metric: Metric = Metric.ROW_COUNT
+    column: str = ""
+    window: int = 14
+    tolerance: float = 5.0
+    floor: float = 0.0
+    relative: float = 0.0
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (self.column,) if self.column else ()
+
+
 @dataclass(frozen=True)
 class Counts:
     """What a table or one partition came to: the input for the table rules."""
@@ -257,10 +289,14 @@ class Contract:
         return [SCHEMA_CHECK] + [rule.name for rule in self.rules]
 
     def column_docs(self, layout: str) -> dict[str, str]:
-        """Each column's description followed by the rules that judge it: the `dagster/column_schema` text."""
+        """Each column's description followed by the rules that judge its values: the
+        `dagster/column_schema` text. Anomaly rules watch every column's aggregates; naming them on
+        each column would drown the rules that judge its rows."""
         docs = {}
         for name in self.layouts[layout]:
-            rules = [f"{r.name} ({r.severity})" for r in self.applicable(layout) if name in r.columns]
+            rules = [
+                f"{r.name} ({r.severity})" for r in self.applicable(layout) if name in r.columns and not isinstance(r, Anomaly)
+            ]
             docs[name] = self.columns.get(name, "") + (f" Rules: {', '.join(rules)}." if rules else "")
         return docs
 
@@ -307,6 +343,11 @@ class Contract:
 SCHEMA_CHECK = "schema_contract"
 
 
+def publishable(results: "Sequence[RuleResult]") -> bool:
+    """A table or partition is published unless a `fail` rule broke."""
+    return not any(r.blocks_publish for r in results)
+
+
 @dataclass
 class RuleResult:
     """One rule judged on one table or partition."""
@@ -320,6 +361,10 @@ class RuleResult:
     samples: list[str] = field(default_factory=list)
     measured: str = ""
     applicable: bool = True
+    # An anomaly rule's reading: the value seen and the band history allowed (None while warming up).
+    observed: float | None = None
+    band: tuple[float, float] | None = None
+    shares: dict[str, float] | None = None  # a DISTRIBUTION rule's value shares, kept for later days
 
     @property
     def passed(self) -> bool:
@@ -338,6 +383,8 @@ class RuleResult:
         action = {Severity.FAIL: "not published", Severity.DROP: "dropped to _rejected/", Severity.WARN: "kept, warned"}[
             self.severity
         ]
+        if self.band is not None:
+            return f"{self.name} ({self.severity}): out of its usual band, {action}: {self.measured}"
         shown = f"; e.g. {', '.join(self.samples)}" if self.samples else ""
         return f"{self.name} ({self.severity}): {self.violations} violation(s), {action}{shown}" + (
             f" [{self.measured}]" if self.measured else ""

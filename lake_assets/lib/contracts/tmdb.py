@@ -9,12 +9,14 @@ anything downstream uses it. A movie listed twice, or one with no id or no genre
 
 from lake_assets.lib.contracts.filmes import FIRST_FILM
 from lake_assets.lib.contracts.rules import (
+    Anomaly,
     Between,
     ComparedToPrevious,
     Contract,
     DateBetween,
     Matches,
     MaxRejectedShare,
+    Metric,
     MinRows,
     NotEmpty,
     NotNull,
@@ -64,6 +66,61 @@ DESCRIPTIONS = {
     "status": "The release status as TMDB names it (Released, Post Production, …).",
 }
 TMDB_STATUSES = ("Rumored", "Planned", "In Production", "Post Production", "Released", "Canceled")
+
+# The least half-width of each numeric column's band, as a share of its median. Popularity, votes,
+# budget and revenue are heavy-tailed: their daily mean moves by 10% with no change upstream.
+MEAN_BANDS = {"popularidade": 0.3, "votos": 0.3, "media_de_votos": 0.1, "duracao_minutos": 0.1, "orcamento": 0.3, "receita": 0.3}
+# History catches what no fixed threshold can: a day that is valid row by row but unlike the days
+# before it. Warnings, not failures: an unusual day may be real (a TMDB catalogue change), and a
+# person judges it from the report; the band is the last 14 published days' median ± 5 MADs.
+ANOMALIES = [
+    Anomaly(
+        "anomaly_row_count",
+        S.WARN,
+        "A day's record count lies in the band of the last 14 published days (at least ±25% of their median).",
+        metric=Metric.ROW_COUNT,
+        relative=0.25,
+    ),
+    Anomaly(
+        "anomaly_distinct_share_tmdb_id",
+        S.WARN,
+        "The share of a day's records with a distinct tmdb_id lies in its usual band (at least ±0.02).",
+        metric=Metric.DISTINCT_SHARE,
+        column="tmdb_id",
+        floor=0.02,
+    ),
+    *[
+        Anomaly(
+            f"anomaly_null_share_{column}",
+            S.WARN,
+            f"The share of published rows with no {column} lies in its usual band (at least ±0.10).",
+            metric=Metric.NULL_SHARE,
+            column=column,
+            floor=0.10,
+        )
+        for column in COLUMNS
+    ],
+    *[
+        Anomaly(
+            f"anomaly_mean_{column}",
+            S.WARN,
+            f"The mean {column} of a day lies in its usual band (at least ±{relative:.0%} of the median).",
+            metric=Metric.MEAN,
+            column=column,
+            relative=relative,
+        )
+        for column, relative in MEAN_BANDS.items()
+    ],
+    Anomaly(
+        "anomaly_distribution_idioma_original",
+        S.WARN,
+        "The day's shares of original languages stay close to the window's median shares (total variation at most 0.15 "
+        "above its usual distance).",
+        metric=Metric.DISTRIBUTION,
+        column="idioma_original",
+        floor=0.15,
+    ),
+]
 
 TMDB = Contract(
     table=TRUSTED_TMDB.path,
@@ -134,5 +191,6 @@ TMDB = Contract(
             not_after_collection=True,
         ),
         OneOf("status_known", S.WARN, "The status is one TMDB documents.", column="status", values=TMDB_STATUSES),
+        *ANOMALIES,
     ],
 )
