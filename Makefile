@@ -127,6 +127,8 @@ bench: install
 	@PYTHON=$(PYTHON) lake_tools/bootstrap.sh deploy  # PostgreSQL: bench_iceberg's catalog, bench_instance's storage
 	$(BIN)/python bench/record.py bench/bench_filmes.py
 	$(BIN)/python bench/record.py bench/bench_contract.py
+	$(BIN)/python bench/record.py bench/bench_anomalies.py
+	$(BIN)/python bench/record.py bench/bench_quality_report.py
 	$(BIN)/python bench/record.py bench/bench_s3_publish.py
 	$(BIN)/python bench/record.py bench/bench_tmdb_collect.py
 	$(BIN)/python bench/record.py bench/bench_tmdb_runs.py
@@ -137,4 +139,4 @@ bench: install
 	$(BIN)/python bench/record.py bench/bench_cluster.py
 
 clean:
-	rm -rf lake .dagster_home .spark .moto test-artifacts bench/out .deploy
+	rm -rf lake .dagster_home .spark .moto test-artifacts bench/out .deploy .lake-reports

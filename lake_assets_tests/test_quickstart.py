@@ -61,6 +61,14 @@ def test_make_run_reads_like_a_product_and_records_into_the_dev_instance(tmp_pat
     assert _catalog(tmp_path / "lake").load_table("trusted.filmes").scan().to_arrow().num_rows == 1998
     assert "TMDB: no TMDB_READ_ACCESS_TOKEN or TMDB_API_KEY is set, so raw/tmdb_json read the bundled offline snapshot" in lines
 
+    # Each trusted asset names its quality report, a file beside its quality log that says what it judged.
+    start = lines.index("Quality reports (open in a browser; `make report` prints the latest):")
+    reports = dict(line.split() for line in lines[start + 1 : start + 3])
+    assert set(reports) == {"trusted/filmes", "trusted/tmdb"}
+    for asset, path in reports.items():
+        assert path.startswith(str(tmp_path / "lake" / "trusted" / "_quality")) and path.endswith(".html")
+        assert f"<h1>Quality report: {asset}</h1>" in open(path, encoding="utf-8").read()
+
     # The read-back line, run as printed from the project folder by a shell that has no LAKE_* of its own.
     (read_back,) = [line.split(": ", 1)[1] for line in lines if line.startswith("Read it back")]
     shell_env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKE_", "TMDB_"))}

@@ -79,6 +79,9 @@ def main() -> int:
             say(registered)
     if any(row["source"] == "offline-snapshot" for row in summary):
         say("\nTMDB: no TMDB_READ_ACCESS_TOKEN or TMDB_API_KEY is set, so raw/tmdb_json read the bundled offline snapshot")
+    reports = [f"{row['asset']:<16} {row['report']}" for row in summary if row["report"]]
+    if reports:
+        say("\nQuality reports (open in a browser; `make report` prints the latest):\n" + "\n".join(reports))
     if read_back:
         say(f"\nRead it back (from the project folder): {read_back}")
     say(f"\n{tables[0]} read the tables with plain pyiceberg (`.venv/bin/python`):")
@@ -115,6 +118,7 @@ def _row(result, key: str) -> dict:
         "source": meta.get("source"),  # raw/tmdb_json's: "api" or "offline-snapshot"
         # What the run registered in the Spark catalog (lake_assets/lib/tables/spark_catalog.py), if anything.
         "catalog": [f"Spark catalog: {meta['catalog/spark']}"] if "catalog/spark" in meta else [],
+        "report": meta.get("quality_report"),  # a trusted asset's HTML quality report
     }
 
 

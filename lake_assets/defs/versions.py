@@ -49,12 +49,12 @@ _CONTRACTS = ("lake_assets.lib.contracts.rules", "lake_assets.lib.contracts.eval
 CODE_VERSIONS = {
     registry.TRUSTED_TMDB.key: CodeVersion(
         "1",
-        "3eaa5d7a2ec36706",
+        "ef2307df49da3aff",
         (*_SHARED, "lake_assets.lib.transforms.tmdb", "lake_assets.lib.lineage", "lake_assets.lib.contracts.tmdb", *_CONTRACTS),
     ),
     registry.TRUSTED_FILMES.key: CodeVersion(
         "1",
-        "a23b60e6c4927311",
+        "de57e53740c5e4bf",
         (
             *_SHARED,
             "lake_assets.lib.transforms.filmes",

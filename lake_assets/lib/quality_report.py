@@ -150,8 +150,9 @@ def _flagged(rows: Sequence[Mapping]) -> bool:
 
 
 def _records(rows: Sequence[Mapping]) -> int | None:
-    """Records checked: the most any row rule checked (the schema rule counts columns, not rows)."""
-    return max((r["rows_checked"] for r in rows if r["kind"] != SCHEMA and r["rows_checked"] is not None), default=None)
+    """Records checked: the most any rule checked rows (the schema rule counts columns, an anomaly rule none)."""
+    counted = (r["rows_checked"] for r in rows if r["kind"] not in (SCHEMA, ANOMALY) and r["rows_checked"] is not None)
+    return max(counted, default=None)
 
 
 # --- formatting ----------------------------------------------------------------------------------
@@ -271,7 +272,7 @@ def _broken(r: Mapping) -> str:
         what += f"out of band: {_band(r)}"
     else:
         what += f"{r['violations']} violation(s)" if r["severity"] != "drop" else f"{r['violations']} row(s) set aside"
-    if r["measured"]:
+    if r["measured"] and r["kind"] != ANOMALY:  # an anomaly's measured text repeats its band
         what += f" <span class=q>({_e(r['measured'], TEXT_CUT)})</span>"
     if r["samples"]:
         what += "; e.g. " + ", ".join(f"<code>{_e(s, SAMPLE_CUT)}</code>" for s in r["samples"])

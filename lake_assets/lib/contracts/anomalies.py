@@ -130,7 +130,7 @@ def _order_key(partition: str | None, evaluated_at: dt.datetime) -> str:
 
 def judge(rule: Anomaly, reading: Reading | None, history: Sequence[Reading]) -> RuleResult:
     """One anomaly rule on one table or partition: within the band of its history, warming up, or
-    out of band (one violation)."""
+    out of band (one violation). It checks no row (`checked` stays 0); `measured` names the days."""
     result = RuleResult(rule=rule, name=rule.name, severity=rule.severity, description=rule.description, violations=0, checked=0)
     if reading is None:
         result.measured = "no reading (no published value to measure)"
@@ -149,7 +149,6 @@ def judge(rule: Anomaly, reading: Reading | None, history: Sequence[Reading]) ->
         return result
     low, high = band(rule, scale)
     result.band = (low, high)
-    result.checked = len(history)
     result.violations = 0 if low <= observed <= high else 1
     result.measured = f"observed {_fmt(observed)}, expected {_fmt(low)} to {_fmt(high)} (last {len(history)} days)"
     return result
