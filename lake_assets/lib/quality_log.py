@@ -8,6 +8,7 @@ its log file, under the same name.
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -18,6 +19,7 @@ from lake_assets.lib.contracts.rules import RuleResult
 from lake_assets.lib.storage import Storage
 
 QUALITY_LOG = "trusted/_quality"
+READ_BATCH = 8  # log files fetched at once while reading back
 
 QUALITY_LOG_SCHEMA = pa.schema(
     [
@@ -106,15 +108,19 @@ class LogReader:
         """The log rows read so far, reading older files until every one of the `days` days before
         `before` was found published (None: until `days` published runs of an unpartitioned table)."""
         while self._keys and not self._covers(before, days):
-            data = self._storage.get_bytes(self._keys.pop(0))
-            if not data:
-                continue
-            table = read_logs([data])
-            self._read.append(table)
-            published = table.filter(pc.fill_null(table["published"], False))
-            found = published["partition"] if before is not None else published["run_id"]
-            self._published.update(str(v) for v in pc.unique(found.drop_null()).to_pylist())
+            # A few files at a time, fetched together: on S3 each is a request of its own.
+            batch, self._keys = self._keys[:READ_BATCH], self._keys[READ_BATCH:]
+            with ThreadPoolExecutor(READ_BATCH) as pool:
+                for data in pool.map(self._storage.get_bytes, batch):
+                    if data:
+                        self._add(read_logs([data]), before is not None)
         return pa.concat_tables(self._read) if self._read else QUALITY_LOG_SCHEMA.empty_table()
+
+    def _add(self, table: pa.Table, partitioned: bool) -> None:
+        self._read.append(table)
+        published = table.filter(pc.fill_null(table["published"], False))
+        found = published["partition"] if partitioned else published["run_id"]
+        self._published.update(str(v) for v in pc.unique(found.drop_null()).to_pylist())
 
     def _covers(self, before: str | None, days: int) -> bool:
         if before is None:
