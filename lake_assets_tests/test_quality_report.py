@@ -331,3 +331,24 @@ def _decode_png(data: bytes, rows: int) -> tuple[int, int, list[list[tuple[int, 
         out.append([tuple(line[x * channels : x * channels + 3]) for x in range(width)])
         previous = line
     return width, height, out  # type: ignore[return-value]
+
+
+def test_make_report_prints_the_newest_report_of_the_lake(tmp_path, monkeypatch, capsys):
+    from lake_assets.cli import report
+
+    monkeypatch.setenv("LAKE_ROOT", str(tmp_path / "lake"))
+    assert report.main(["--no-open"]) == 1
+    assert "no quality report under" in capsys.readouterr().out
+    folder = tmp_path / "lake" / "trusted" / "_quality"
+    folder.mkdir(parents=True)
+    for name in (
+        "tmdb-20261201T060000-aaaaaaaa.html",
+        "filmes-20261203T060000-bbbbbbbb.html",
+        "tmdb-20261202T060000-cccccccc.html",
+    ):
+        (folder / name).write_text("<html></html>")
+    (folder / "tmdb-20261204T060000-dddddddd.parquet").write_bytes(b"")  # a log, not a report
+    assert report.main(["--no-open"]) == 0
+    assert capsys.readouterr().out.strip() == str(folder / "filmes-20261203T060000-bbbbbbbb.html")
+    assert report.main(["--no-open", "--table", "tmdb"]) == 0
+    assert capsys.readouterr().out.strip() == str(folder / "tmdb-20261202T060000-cccccccc.html")

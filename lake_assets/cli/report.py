@@ -5,7 +5,6 @@ A report in an S3 lake is copied to `.lake-reports/` first, since a browser cann
 """
 
 import argparse
-import os
 import sys
 import webbrowser
 from pathlib import Path
@@ -45,10 +44,20 @@ def main(argv: list[str] | None = None) -> int:
         path.write_bytes(storage.get_bytes(key) or b"")
         print(f"lake_assets: {storage.uri(key)} copied to", file=sys.stderr)
     print(path.resolve())
-    # A headless machine (CI, ssh) has no display: print only.
-    if not args.no_open and (os.environ.get("DISPLAY") or sys.platform == "darwin") and not os.environ.get("CI"):
-        webbrowser.open(path.resolve().as_uri())
+    browser = None if args.no_open else _graphical_browser()
+    if browser is not None:
+        browser.open(path.resolve().as_uri())
     return 0
+
+
+def _graphical_browser() -> webbrowser.BaseBrowser | None:
+    """The browser Python finds, unless there is none or it is a console one (lynx, w3m: what a
+    machine without a display offers), which would take over the terminal."""
+    try:
+        browser = webbrowser.get()
+    except webbrowser.Error:
+        return None
+    return None if type(browser) is webbrowser.GenericBrowser else browser
 
 
 if __name__ == "__main__":
