@@ -126,6 +126,12 @@ def test_a_real_run_flags_a_day_with_a_third_of_its_rows_from_the_history_of_the
     low, high = reading["expected"]
     assert low > KEPT and high >= low
     assert check.severity.value == "WARN" and "out of its usual band" in (check.description or "")
+    # The counts agree with the description's "43 rules (43 apply)", and the table shows every reading.
+    rules = len(TMDB.rules) + 1
+    assert check.metadata["rules"].value == check.metadata["rules_applicable"].value == rules
+    assert f"{rules} rules ({rules} apply)" in (check.description or "")
+    table = check.metadata["anomalies_table"].value
+    assert table.count("\n| anomaly_") == 26 and f"| anomaly_row_count | warn | {KEPT} |" in table
 
     # The quality log holds the reading and its band, read back with DuckDB.
     rows = duckdb.sql(

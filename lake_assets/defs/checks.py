@@ -132,7 +132,7 @@ def evaluation(asset_key: AssetKey, outcome: PartitionOutcome, target=None, repo
     if outcome.rejected:
         parts.append(rejected_line(outcome.rejected, outcome.rejected_by_reason))
     description = "; ".join(parts) + f". {outcome.rules_line()}."
-    applicable = [r for r in outcome.results if r.applicable and not isinstance(r.rule, Anomaly)]
+    applicable = [r for r in outcome.results if r.applicable]
     anomalies = [r for r in outcome.results if isinstance(r.rule, Anomaly)]
     out_of_band = [r for r in anomalies if r.violations]
     return AssetCheckEvaluation(
@@ -148,7 +148,8 @@ def evaluation(asset_key: AssetKey, outcome: PartitionOutcome, target=None, repo
             "rules_applicable": len(applicable),
             "rules_broken": len(broken),
             "rules_warned": len(warned),
-            **{f"violations/{r.name}": r.violations for r in applicable},
+            # Anomaly rules have their own table below: 0 or 1 says less than their band.
+            **{f"violations/{r.name}": r.violations for r in applicable if not isinstance(r.rule, Anomaly)},
             "rejected_by_reason": dict(outcome.rejected_by_reason),
             "broken": [r.name for r in broken],
             "warned": [r.name for r in warned],
