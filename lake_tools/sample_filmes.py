@@ -9,17 +9,10 @@ import csv
 import random
 from pathlib import Path
 
-HEADER = [
-    "Titulo",
-    "Data de lançamento",
-    "Visão geral",
-    "Popularidade",
-    "Votos",
-    "Média de votos",
-    "País de Origem",
-    "Idioma Original",
-    "Gêneros",
-]
+from lake_assets.lib.lineage import FILMES_HEADERS
+
+# The seed layout's header, as lineage.py declares it for the catalog.
+HEADER = list(FILMES_HEADERS["seed"])
 
 _WORDS = (
     "amor saudade noite cidade mar sertão coração destino estrela caminho silêncio verão chuva lembrança família segredo".split()
