@@ -95,7 +95,7 @@ class Scope:
         if self.partition:
             lines += [
                 f"Every rule applies per `{self.partition}` partition: the checks judge one day at a time,",
-                "as Glue Data Quality evaluates one partition of a catalog table.",
+                "as the contract does (run them on one partition).",
             ]
         lines += [f"NOT PORTABLE {name}: {reason}" for name, reason in gaps.items()]
         lines += [f"NOT APPLICABLE {name}: reads columns layout `{self.layout}` lacks" for name in absent]
