@@ -75,9 +75,8 @@ def test_history_counts_a_day_by_its_latest_published_evaluation_and_reads_logs_
         log("2026-01-02", 25, True, 3),  # re-run: replaces the 20
         log("2026-01-03", 99, False, 4),  # not published: not history
     ]
-    old = pa.BufferOutputStream()
-    pq.write_table(logs[0].drop_columns(["observed", "expected_low", "expected_high", "shares"]), old)
-    files = [_bytes(t) for t in logs] + [old.getvalue().to_pybytes()]
+    old = logs[0].drop_columns(["observed", "expected_low", "expected_high", "shares"])  # a file from before them
+    files = [_bytes(t) for t in [*logs, old]]
     history = History.from_log(quality_log.read_logs(files))
     assert [r.value for r in history.before("rows", "2026-01-04", 10)] == [10, 25]
     assert [r.value for r in history.before("rows", "2026-01-02", 10)] == [10]  # a day never sees itself

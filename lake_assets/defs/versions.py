@@ -49,12 +49,12 @@ _CONTRACTS = ("lake_assets.lib.contracts.rules", "lake_assets.lib.contracts.eval
 CODE_VERSIONS = {
     registry.TRUSTED_TMDB.key: CodeVersion(
         "1",
-        "416efd96a237f5b3",
+        "a569ca8d134a82fe",
         (*_SHARED, "lake_assets.lib.transforms.tmdb", "lake_assets.lib.lineage", "lake_assets.lib.contracts.tmdb", *_CONTRACTS),
     ),
     registry.TRUSTED_FILMES.key: CodeVersion(
         "1",
-        "58e9bfbb957ee71e",
+        "8fd643808dae76b8",
         (
             *_SHARED,
             "lake_assets.lib.transforms.filmes",

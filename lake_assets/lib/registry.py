@@ -40,7 +40,7 @@ TRUSTED = (TRUSTED_FILMES, TRUSTED_TMDB)  # the Iceberg tables
 TRUSTED_OF = {RAW_FILMES: TRUSTED_FILMES, RAW_TMDB: TRUSTED_TMDB}
 
 
-def source_of(trusted_path: str) -> Dataset | None:
-    """The raw dataset a trusted table (by its path) is built from; None for a table not in the lake's
-    registry (a test's own contract)."""
-    return next((raw for raw, trusted in TRUSTED_OF.items() if trusted.path == trusted_path), None)
+def source_of(contract: Contract) -> Dataset | None:
+    """The raw dataset a registered table's contract is built from; None for any other contract (a
+    test's own, even on a registered table's path)."""
+    return next((raw for raw, trusted in TRUSTED_OF.items() if trusted.contract is contract), None)

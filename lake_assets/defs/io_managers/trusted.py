@@ -32,7 +32,7 @@ from lake_assets.lib.contracts.evaluate import (
 from lake_assets.lib.contracts.rules import FLAG_PREFIX, ComparedToPrevious
 from lake_assets.lib.lineage import column_lineage
 from lake_assets.lib.partitions import dt_path
-from lake_assets.lib.registry import TRUSTED_OF, source_of
+from lake_assets.lib.registry import source_of
 from lake_assets.lib.staging import (
     SparkStage,
     StagedFile,
@@ -271,16 +271,14 @@ class TrustedParquetIOManager(ConfigurableIOManager):
         """Append the run's results to the quality log and write its report beside it: (log, report)."""
         entries = quality_log.entries(contract.table, run_id, now, {o.partition: (o.results, o.published) for o in outcomes})
         log_uri = quality_log.write(storage, entries, quality_log.log_key(contract.table, run_id, now))
-        # The lineage is the registered tables' (a test's own contract has none).
-        source = source_of(contract.table)
-        known = source is not None and TRUSTED_OF[source].contract is contract
+        source = source_of(contract)  # None: not a registered table's contract, so no lineage
         html = quality_report.render(
             contract.table,
             run_id,
             pa.concat_tables([earlier, entries]),
             rejected=samples,
-            lineage=column_lineage(contract.table, layout) if known else {},
-            raw_asset="/".join(source.key) if source and known else "",
+            lineage=column_lineage(contract.table, layout) if source else {},
+            raw_asset="/".join(source.key) if source else "",
             generated_at=now,
         )
         report_key = quality_log.log_key(contract.table, run_id, now, "html")
